@@ -1,0 +1,1 @@
+"""Profiling: backends (build), runners (measure), samplers, and the latency store."""

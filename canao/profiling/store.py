@@ -1,0 +1,255 @@
+"""The latency store: append-only Parquet shards under ``<root>/<device>/<backend>/``.
+
+Every measured row is first appended to a journal (``_journal.jsonl``, flushed and fsynced
+per row); every ``flush_every`` rows, and on close, the journal is folded into a new
+compressed Parquet shard (written to a temporary name, fsynced, renamed) and removed. A run
+killed at any moment therefore loses at most the spec in flight: the next open folds what the
+journal holds, skipping keys that a shard already has, so no row is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+JOURNAL = "_journal.jsonl"
+LOCK = ".lock"
+
+_INT, _F, _S, _B = pa.int32(), pa.float64(), pa.string(), pa.bool_()
+
+#: the row schema of every shard; a row is a dict with these keys
+SCHEMA = pa.schema(
+    [
+        ("key", _S),
+        ("kind", _S),  # "block" or "model"
+        ("backend", _S),
+        ("compiled", _B),  # False for latency that must not pass for compiled code
+        ("hidden", _INT),
+        ("heads", _INT),  # block rows only (models: see arch)
+        ("head_dim", _INT),
+        ("ffn", _INT),
+        ("seq_len", _INT),
+        ("batch", _INT),
+        ("num_layers", _INT),
+        ("dtype", _S),
+        ("arch", _S),  # model rows: the ArchSpec JSON
+        ("samples_ms", pa.list_(_F)),
+        ("number", _INT),
+        ("attempts", _INT),
+        ("median_ms", _F),
+        ("iqr_ms", _F),
+        ("cv", _F),
+        ("noisy", _B),
+        ("build_s", _F),
+        ("max_abs_err", _F),
+        ("atol", _F),
+        ("error", _S),
+        ("threads", _INT),
+        ("warmup", _INT),
+        ("repeat", _INT),
+        ("min_repeat_ms", _F),
+        ("max_cv", _F),
+        ("loadavg_1m", _F),
+        ("timestamp", _S),
+        ("device", _S),
+        ("cpu_model", _S),
+        ("isa", _S),
+        ("cpu_count", _INT),
+        ("affinity", _S),
+        ("os", _S),
+        ("python", _S),
+        ("canao", _S),
+        ("target", _S),
+        ("torch", _S),
+        ("onnxruntime", _S),
+        ("tvm", _S),
+    ]
+)
+COLUMNS = tuple(SCHEMA.names)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class StoreLockedError(StoreError):
+    pass
+
+
+def shard_files(path: Path) -> list[Path]:
+    """Parquet shards below ``path`` (one store folder, a device folder, or the root)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".parquet":
+        return [path]
+    return sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """All rows under ``path`` as one DataFrame (shards and unfolded journals), deduplicated
+    by (device, backend, key)."""
+    path = Path(path)
+    frames = [pq.read_table(p).to_pandas() for p in shard_files(path)]
+    journals = [path] if path.name == JOURNAL else sorted(path.rglob(JOURNAL))
+    for j in journals:
+        rows = list(_read_journal(j))
+        if rows:
+            frames.append(pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas())
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+    df = pd.concat(frames, ignore_index=True)
+    return df.drop_duplicates(subset=["device", "backend", "key"], keep="first").reset_index(
+        drop=True
+    )
+
+
+def _read_journal(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path) as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: the spec that was in flight
+            if isinstance(row, dict) and "key" in row:
+                yield row
+
+
+class LatencyStore:
+    """Append-only rows for one (device, backend), resumable by key.
+
+    One writer at a time (an exclusive lock on the folder); readers need no lock.
+    """
+
+    def __init__(self, root: Path, device: str, backend: str, flush_every: int = 200) -> None:
+        self.path = Path(root) / device / backend
+        self.flush_every = flush_every
+        self._keys: set[str] | None = None
+        self._pending = 0
+        self._lock_fd: int | None = None
+        self._journal: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def open(self) -> LatencyStore:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLockedError(f"another process is writing to {self.path}") from None
+        self._lock_fd = fd
+        self._recover()
+        self._journal = open(self.path / JOURNAL, "a")
+        return self
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+            self.flush()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> LatencyStore:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------------------------
+    def keys(self) -> set[str]:
+        """Keys already stored (shards and journal)."""
+        if self._keys is None:
+            keys: set[str] = set()
+            for p in shard_files(self.path):
+                keys.update(pq.read_table(p, columns=["key"]).column("key").to_pylist())
+            if (self.path / JOURNAL).exists():
+                keys.update(r["key"] for r in _read_journal(self.path / JOURNAL))
+            self._keys = keys
+        return self._keys
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys()
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def read(self) -> pd.DataFrame:
+        return read_rows(self.path)
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, row: dict[str, Any]) -> bool:
+        """Append one row durably; returns False (and writes nothing) if its key is stored."""
+        if self._journal is None:
+            raise StoreError("the store is not open (use it as a context manager)")
+        missing = set(COLUMNS) - set(row)
+        extra = set(row) - set(COLUMNS)
+        if missing or extra:
+            raise StoreError(f"row does not match the schema: missing {missing}, extra {extra}")
+        if row["key"] in self.keys():
+            return False
+        self._journal.write(json.dumps(row) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self.keys().add(row["key"])
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self._journal.close()
+            self.flush()
+            self._journal = open(self.path / JOURNAL, "a")
+        return True
+
+    def extend(self, rows: Iterable[dict[str, Any]]) -> int:
+        return sum(self.append(r) for r in rows)
+
+    def flush(self) -> Path | None:
+        """Fold the journal into a new shard; returns the shard path (None if empty)."""
+        journal = self.path / JOURNAL
+        if not journal.exists():
+            return None
+        shard_keys: set[str] = set()
+        for p in shard_files(self.path):
+            shard_keys.update(pq.read_table(p, columns=["key"]).column("key").to_pylist())
+        rows, seen = [], set(shard_keys)
+        for r in _read_journal(journal):
+            if r["key"] not in seen:
+                seen.add(r["key"])
+                rows.append(r)
+        shard = None
+        if rows:
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            shard = self.path / f"part-{stamp}-{os.getpid()}-{len(shard_keys):06d}.parquet"
+            tmp = shard.with_name("." + shard.name + ".tmp")
+            table = pa.Table.from_pylist(rows, schema=SCHEMA)
+            pq.write_table(table, tmp, compression="zstd", compression_level=9)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, shard)
+            _fsync_dir(self.path)
+        journal.unlink()
+        _fsync_dir(self.path)
+        self._pending = 0
+        return shard
+
+    def _recover(self) -> None:
+        for tmp in self.path.glob(".*.parquet.tmp"):
+            tmp.unlink()  # a shard that was never renamed: its rows are still in the journal
+        self.flush()
+        self._keys = None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
+    os.close(fd)
