@@ -36,7 +36,7 @@ pytest: install
 test: lint typecheck pytest
 
 bench: install
-	$(BIN)/python benchmarks/profiling_overhead.py
+	$(BIN)/python benchmarks/runtimes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

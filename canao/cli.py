@@ -96,6 +96,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     from canao.profiling.runner import row_key
 
+    runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
     store = LatencyStore(Path(args.out), device, args.backend, flush_every=args.flush_every)
     try:
         store.open()
@@ -110,7 +111,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         )
         _append_run_log(store.path, args, cfg, space_cfg)
         n_err = n_noisy = 0
-        with _make_runner(args, device, cfg) as runner:
+        with runner:
             bar = tqdm(todo, unit="spec", dynamic_ncols=True, disable=None)
             for spec in bar:
                 res = runner.run(spec)

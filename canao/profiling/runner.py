@@ -352,6 +352,12 @@ class RPCRunner(Runner):
             from tvm import rpc
 
             tracker = rpc.connect_tracker(self.host, self.port)
+            keys = sorted(tracker.summary().get("queue_info", {}))
+            if self.key not in keys:  # the tracker would queue the request forever
+                raise RuntimeError(
+                    f"no device registered as {self.key!r} on {self.host}:{self.port} "
+                    f"(registered: {', '.join(keys) or 'none'})"
+                )
             self._remote = tracker.request(
                 self.key, priority=1, session_timeout=int(self.cfg.timeout_s)
             )

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from canao.profiling.store import (
+    COLUMNS,
+    JOURNAL,
+    LatencyStore,
+    StoreError,
+    StoreLockedError,
+    read_rows,
+    shard_files,
+)
+
+
+def make_row(i: int, device: str = "dev", backend: str = "eager") -> dict:
+    row: dict = dict.fromkeys(COLUMNS)
+    row.update(
+        key=f"block:{i}|t2",
+        kind="block",
+        backend=backend,
+        device=device,
+        compiled=True,
+        hidden=64 + i,
+        samples_ms=[1.0 + i, 1.1 + i, 0.9 + i],
+        median_ms=1.0 + i,
+        noisy=False,
+        threads=2,
+    )
+    return row
+
+
+def test_append_flush_read_and_dedupe(tmp_path: Path) -> None:
+    with LatencyStore(tmp_path, "dev", "eager", flush_every=3) as store:
+        assert store.extend(make_row(i) for i in range(7)) == 7
+        assert not store.append(make_row(2))  # already stored: nothing written
+        assert len(shard_files(store.path)) == 2  # two full shards, one row in the journal
+        assert (store.path / JOURNAL).exists()
+        assert len(store.read()) == 7
+    assert not (store.path / JOURNAL).exists()
+    assert len(shard_files(tmp_path)) == 3
+    df = read_rows(tmp_path)
+    assert sorted(df["hidden"]) == list(range(64, 71))
+    assert df.loc[df["hidden"] == 66, "samples_ms"].iloc[0].tolist() == [3.0, 3.1, 2.9]
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        assert len(store) == 7 and "block:3|t2" in store
+
+
+def test_schema_is_enforced(tmp_path: Path) -> None:
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        bad = make_row(0)
+        bad["colour"] = "red"
+        with pytest.raises(StoreError, match="extra"):
+            store.append(bad)
+    with pytest.raises(StoreError, match="not open"):
+        LatencyStore(tmp_path, "dev", "eager").append(make_row(1))
+
+
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    with LatencyStore(tmp_path, "dev", "eager"):
+        with pytest.raises(StoreLockedError, match="another process"):
+            LatencyStore(tmp_path, "dev", "eager").open()
+
+
+def test_crash_between_shard_and_journal_removal(tmp_path: Path) -> None:
+    """A shard written but its journal not yet removed: reopening duplicates nothing."""
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        store.extend(make_row(i) for i in range(4))
+    journal = tmp_path / "dev" / "eager" / JOURNAL
+    journal.write_text("".join(json.dumps(make_row(i)) + "\n" for i in range(6)) + '{"key": "bl')
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        assert len(store) == 6
+    df = read_rows(tmp_path)
+    assert len(df) == 6 and df["key"].is_unique
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from tests.profiling.test_store import make_row
+    from canao.profiling.store import LatencyStore
+    with LatencyStore({path!r}, "dev", "eager", flush_every=5) as store:
+        for i in range(40):
+            if store.append(make_row(i)):
+                print(i, flush=True)
+                time.sleep(0.05)
+    """
+)
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    script = WRITER.format(root=root, path=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acknowledged = []
+    for line in proc.stdout:
+        acknowledged.append(int(line))
+        if len(acknowledged) == 13:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    # every row the writer acknowledged survived the kill (journal + shards)
+    df = read_rows(tmp_path)
+    assert set(acknowledged) <= {int(k.split(":")[1].split("|")[0]) for k in df["key"]}
+    # running again continues where it stopped and ends with each row exactly once
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not set(map(int, done.stdout.split())) & set(acknowledged)
+    final = read_rows(tmp_path)
+    raw = pd.concat([pd.read_parquet(p) for p in shard_files(tmp_path)])
+    assert len(raw) == 40 and raw["key"].is_unique
+    assert sorted(final["hidden"]) == list(range(64, 104))
+    assert not list((tmp_path / "dev" / "eager").glob(".*.tmp"))
+    time.sleep(0)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from canao.cli import main
+from canao.profiling.store import read_rows
+
+SMALL = (
+    '{"hidden": [32, 96], "heads": [1, 4], "head_dim": [8, 32], "ffn": [32, 192], '
+    '"seq_len": [4, 24], "batch": [1, 2]}'
+)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("canao: error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "--backend", "tflite"], "unknown backend 'tflite'"),
+        (["profile", "--backend", "eager", "--samples", "0"], "--samples must be >= 1"),
+        (["profile", "--backend", "eager", "--repeat", "1"], "repeat must be >= 3"),
+        (["profile", "--backend", "eager", "--device", "../x"], "must be letters"),
+        (["profile", "--backend", "eager", "--rpc-tracker", "h:1"], "needs --rpc-key"),
+        (["measure", "--arch", "gpt-9", "--backend", "eager"], "neither a known architecture"),
+        (["measure", "--arch", "bert-base", "--backend", "x"], "unknown backend"),
+        (
+            ["measure", "--arch", "bert-base", "--backend", "eager", "--seq-len", "4096"],
+            "seq_len must be <= max_position",
+        ),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(argv, message, capsys, tmp_path) -> None:
+    out = tmp_path / "out"
+    extra = ["--out", str(out)] if argv[0] == "profile" else []
+    assert main(argv + extra) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_malformed_arch_file(capsys, tmp_path) -> None:
+    f = tmp_path / "arch.json"
+    f.write_text('{"hidden": 64, "layers": [{"heads": 2, "head_dim": 32}]}')
+    assert main(["measure", "--arch", str(f), "--backend", "eager"]) == 2
+    assert "arch.json: ArchSpec.layers[0] must be an object" in _one_error_line(capsys)
+    f.write_text("[1, 2")
+    assert main(["measure", "--arch", str(f), "--backend", "eager"]) == 2
+    assert "not valid JSON" in _one_error_line(capsys)
+
+
+def test_bad_space_config(capsys, tmp_path) -> None:
+    f = tmp_path / "space.json"
+    f.write_text('{"hidden": [1, 2], "depth": 3}')
+    argv = ["profile", "--backend", "eager", "--space-config", str(f), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "unknown BlockSpace field(s): depth" in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_dataset_info_rejects_non_datasets(capsys, tmp_path) -> None:
+    assert main(["dataset", "info", str(tmp_path / "missing")]) == 2
+    assert "no such file" in _one_error_line(capsys)
+    assert main(["dataset", "info", str(tmp_path)]) == 2
+    assert "no shards found" in _one_error_line(capsys)
+    (tmp_path / "x.parquet").write_text("not parquet")
+    assert main(["dataset", "info", str(tmp_path)]) == 2
+    assert "not a canao latency dataset" in _one_error_line(capsys)
+
+
+def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
+    space = tmp_path / "space.json"
+    space.write_text(SMALL)
+    out = tmp_path / "data"
+    argv = [
+        "profile",
+        "--backend",
+        "eager",
+        "--samples",
+        "6",
+        "--out",
+        str(out),
+        "--space-config",
+        str(space),
+        "--device",
+        "unit",
+        "--repeat",
+        "3",
+        "--min-repeat-ms",
+        "2",
+    ]
+    assert main(argv) == 0
+    assert "0 already stored, 6 to measure" in capsys.readouterr().err
+    argv[argv.index("6")] = "8"
+    assert main(argv) == 0
+    assert "6 already stored, 2 to measure" in capsys.readouterr().err
+    df = read_rows(out)
+    assert len(df) == 8 and df["key"].is_unique and df["error"].isna().all()
+    runs = (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()
+    assert len(runs) == 2 and json.loads(runs[0])["space"]["hidden"] == [32, 96]
+    assert main(["dataset", "info", str(out), "--json"]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert info["device"] == "unit" and info["block_rows"] == 8 and info["error_rows"] == 0
+    assert info["coverage"]["hidden"]["min"] >= 32 and info["coverage"]["hidden"]["max"] <= 96
+    assert main(["dataset", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "unit / eager" in text and "rows 8: 8 blocks" in text
+
+
+def test_measure_json_prints_one_object() -> None:
+    """As a user runs it: the console script, stdout is exactly one JSON object."""
+    exe = Path(sys.executable).with_name("canao")
+    proc = subprocess.run(
+        [
+            str(exe),
+            "measure",
+            "--arch",
+            "bert-tiny",
+            "--backend",
+            "onnxruntime",
+            "--json",
+            "--seq-len",
+            "32",
+            "--repeat",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["arch"] == "bert-tiny" and out["backend"] == "onnxruntime"
+    assert out["median_ms"] > 0 and len(out["samples"]) == 3 and out["seq_len"] == 32
+    assert out["max_abs_err"] < 1e-3
