@@ -72,6 +72,7 @@ def _make_runner(args: argparse.Namespace, device: str, cfg: Any) -> Any:
 def cmd_profile(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from canao.profiling.backends import backend_class
     from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
     from canao.profiling.store import LatencyStore, StoreLockedError
     from canao.space import SpecError
@@ -96,6 +97,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     from canao.profiling.runner import row_key
 
+    predictor = None
+    if args.adaptive:
+        if args.space != "blocks" or not args.predictor:
+            raise UsageError("--adaptive needs --predictor P and --space blocks")
+        predictor = _load_predictor(args.predictor, backend=args.backend)
+        out_pred = Path(args.predictor_out or args.predictor)
+        if (out_pred / "meta.json").exists() and not args.overwrite:
+            raise UsageError(
+                f"{out_pred} holds a predictor: give a new --predictor-out or --overwrite"
+            )
+        specs = _adaptive_specs(args, device, cfg, space_cfg, predictor)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
     store = LatencyStore(Path(args.out), device, args.backend, flush_every=args.flush_every)
     try:
@@ -110,9 +122,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         _append_run_log(store.path, args, cfg, space_cfg)
+        klass = backend_class(args.backend)
+        if not klass.compiled:
+            print(f"canao profile: note: {klass.label}", file=sys.stderr)
         n_err = n_noisy = 0
         with runner:
-            bar = tqdm(todo, unit="spec", dynamic_ncols=True, disable=None)
+            tty = sys.stderr.isatty()
+            bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
             for spec in bar:
                 res = runner.run(spec)
                 store.append(res.row())
@@ -130,7 +146,53 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"{len(store)} rows in {store.path}",
         file=sys.stderr,
     )
+    if predictor is not None:
+        _retrain(args, device, predictor)
     return 0
+
+
+def _adaptive_specs(
+    args: argparse.Namespace, device: str, cfg: Any, space: Any, predictor: Any
+) -> list[Any]:
+    """The next ``--samples`` specs where the predictor is wrong or unsure."""
+    from canao.predictors.adaptive import select
+    from canao.predictors.evaluation import DatasetError, blocks_xy, load_rows
+    from canao.profiling.runner import row_key
+    from canao.profiling.samplers import block_samples
+
+    try:
+        df = load_rows(Path(args.out), args.backend, device)
+    except DatasetError as e:
+        raise UsageError(f"--adaptive starts from measured rows: {e}") from None
+    X, y = blocks_xy(df)
+    stored = set(df["key"])
+    pool = [
+        s
+        for s in block_samples(space, 20 * args.samples, args.seed + 1000)
+        if row_key(s, cfg.threads) not in stored
+    ]
+    print(
+        f"canao profile: adaptive: choosing {args.samples} of {len(pool)} candidates "
+        f"({len(y)} rows known)",
+        file=sys.stderr,
+    )
+    params = {**predictor.get_params(), "n_estimators": min(predictor.n_estimators, 300)}
+    return select(X, y, pool, args.samples, cfg.threads, params)
+
+
+def _retrain(args: argparse.Namespace, device: str, predictor: Any) -> None:
+    from canao.predictors.evaluation import blocks_xy, dataset_hash, load_rows
+    from canao.predictors.predictor import LatencyPredictor
+
+    df = load_rows(Path(args.out), args.backend, device)
+    X, y = blocks_xy(df)
+    model = LatencyPredictor(**predictor.get_params()).fit(X, y)
+    meta = {k: v for k, v in predictor.meta_.items() if k in ("device", "backend", "threads")}
+    meta["dataset"] = {"path": str(args.out), "hash": dataset_hash(df), "block_rows": len(y)}
+    meta["adaptive"] = {"from": str(args.predictor)}
+    out = Path(args.predictor_out or args.predictor)
+    model.save(out, meta, overwrite=True)
+    print(f"canao profile: retrained predictor on {len(y)} blocks -> {out}", file=sys.stderr)
 
 
 def _append_run_log(path: Path, args: argparse.Namespace, cfg: Any, space: Any) -> None:
@@ -270,6 +332,220 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- canao train / predict / evaluate ---------------------------------------------------------
+def _load_training_rows(args: argparse.Namespace) -> Any:
+    from canao.predictors.evaluation import DatasetError, load_rows
+
+    if not Path(args.data).exists():
+        raise UsageError(f"{args.data}: no such dataset")
+    device = _device(args.device) if args.device else None
+    try:
+        return load_rows(Path(args.data), args.backend, device)
+    except DatasetError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from canao.predictors.evaluation import blocks_xy, dataset_hash, model_rows, random_split
+    from canao.predictors.metrics import error_metrics
+    from canao.predictors.predictor import LatencyPredictor
+
+    out = Path(args.out)
+    if (out / "meta.json").exists() and not args.overwrite:
+        raise UsageError(f"{out} already holds a predictor (use --overwrite)")
+    df = _load_training_rows(args)
+    X, y = blocks_xy(df)
+    if len(y) < (3 if args.transfer_from else 20):
+        raise UsageError(f"{args.data}: only {len(y)} block rows for {args.backend}")
+    if args.transfer_from:
+        return _train_transfer(args, df, X, y, out)
+    params: dict[str, Any] = {"base": args.base}
+    if args.tune:
+        from canao.predictors.tuning import tune
+
+        print(f"canao train: tuning on {len(y)} blocks, {args.trials} trials", file=sys.stderr)
+        params, cv = tune(X, y, n_trials=args.trials, base=args.base)
+        print(f"canao train: best 3-fold CV RMSPE {cv:.2f}%", file=sys.stderr)
+    # held-out metrics first (80/20), then the predictor that ships is fitted on every row
+    tr, te = random_split(len(y))
+    held = LatencyPredictor(**params).fit(X.iloc[tr], y[tr])
+    metrics: dict[str, Any] = {"blocks_heldout": error_metrics(y[te], held.predict(X.iloc[te]))}
+    model = LatencyPredictor(**params).fit(X, y)
+    archs, model_ms, threads = model_rows(df)
+    if len(archs) >= 10:
+        mtr, mte = random_split(len(archs))
+        held.fit_overhead([archs[i] for i in mtr], model_ms[mtr], threads)
+        pred = held.predict_archs([archs[i] for i in mte], threads)
+        metrics["models_heldout"] = error_metrics(model_ms[mte], pred)
+        model.fit_overhead(archs, model_ms, threads)
+    threads_used = sorted(int(t) for t in np.unique(df["threads"]))
+    meta = {
+        "device": str(df["device"].iloc[0]),
+        "backend": args.backend,
+        "threads": threads_used,
+        "dataset": {
+            "path": str(args.data),
+            "hash": dataset_hash(df),
+            "block_rows": len(y),
+            "model_rows": len(archs),
+        },
+        "metrics": metrics,
+    }
+    model.save(out, meta, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps({"predictor": str(out), **meta}))
+    else:
+        b = metrics["blocks_heldout"]
+        print(
+            f"canao train: {out}: {len(y)} blocks; held-out blocks MAPE {b['mape']:.2f}%, "
+            f"within ±10% {b['acc10']:.1%}, ±5% {b['acc5']:.1%}"
+        )
+        if "models_heldout" in metrics:
+            m = metrics["models_heldout"]
+            print(
+                f"canao train: whole models (held-out {int(m['n'])}): MAPE {m['mape']:.2f}%, "
+                f"within ±10% {m['acc10']:.1%}"
+            )
+    return 0
+
+
+def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path) -> int:
+    """A predictor for a new device from at most ``--few`` measured blocks."""
+    import numpy as np
+
+    from canao.predictors.evaluation import dataset_hash
+    from canao.predictors.metrics import error_metrics
+
+    model = _load_predictor(args.transfer_from)
+    rng = np.random.default_rng(args.seed)
+    pick = np.sort(rng.permutation(len(y))[: args.few])
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    model.fit_transfer(X.iloc[pick], y[pick])
+    metrics: dict[str, Any] = {}
+    if len(rest):
+        metrics["blocks_rest"] = error_metrics(y[rest], model.predict(X.iloc[rest]))
+    src = model.meta_
+    meta = {
+        "device": str(df["device"].iloc[0]),
+        "backend": args.backend,
+        "threads": sorted(int(t) for t in np.unique(df["threads"])),
+        "dataset": {
+            "path": str(args.data),
+            "hash": dataset_hash(df.iloc[pick]),
+            "block_rows": len(pick),
+            "model_rows": 0,
+        },
+        "transfer": {
+            "from": str(args.transfer_from),
+            "source_device": src.get("device"),
+            "source_backend": src.get("backend"),
+            "samples": len(pick),
+        },
+        "metrics": metrics,
+    }
+    model.save(out, meta, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps({"predictor": str(out), **meta}))
+    else:
+        line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
+        line += f"with {len(pick)} blocks"
+        if "blocks_rest" in metrics:
+            m = metrics["blocks_rest"]
+            line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "
+            line += f"within ±10% {m['acc10']:.1%}"
+        print(line)
+    return 0
+
+
+def _load_predictor(path: str, backend: str | None = None) -> Any:
+    from canao.predictors.predictor import LatencyPredictor, PredictorFileError
+
+    try:
+        return LatencyPredictor.load(Path(path), backend=backend)
+    except PredictorFileError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from canao.space import SpecError, load_arch
+
+    model = _load_predictor(args.predictor)
+    overrides = {k: v for k, v in (("seq_len", args.seq_len), ("batch", args.batch)) if v}
+    try:
+        arch = load_arch(args.arch, **overrides)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+    meta = model.meta_
+    threads = args.threads or max(meta.get("threads") or [2])
+    ms = model.predict_arch(arch, threads)
+    out = {
+        "arch": arch.name or arch.to_dict(),
+        "predicted_ms": round(ms, 4),
+        "device": meta.get("device"),
+        "backend": meta.get("backend"),
+        "threads": threads,
+        "seq_len": arch.seq_len,
+        "batch": arch.batch,
+        "gflops": round(arch.flops / 1e9, 3),
+        "params": arch.params,
+        "overhead_fitted": model.overhead_coef_ is not None,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"{arch.name or 'arch'}: predicted {ms:.3f} ms on {out['device']} / {out['backend']} "
+            f"({threads} threads, seq_len {arch.seq_len}, {out['gflops']} GFLOPs)"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from canao.predictors.baselines import BASELINES
+    from canao.predictors.evaluation import blocks_xy, compare, format_table, scatter_png
+    from canao.predictors.predictor import LatencyPredictor
+
+    df = _load_training_rows(args)
+    X, y = blocks_xy(df)
+    makers: dict[str, Any] = {"xgboost": LatencyPredictor}
+    makers.update(BASELINES)
+    unknown = set(args.models.split(",")) - set(makers) if args.models else set()
+    if unknown:
+        raise UsageError(f"unknown model(s) {sorted(unknown)}; choose from {sorted(makers)}")
+    if args.models:
+        makers = {k: v for k, v in makers.items() if k in args.models.split(",")}
+    table, preds = compare(X, y, makers)
+    device = str(df["device"].iloc[0])
+    out = Path(args.out)
+    png = None
+    if "xgboost" in makers:
+        png = scatter_png(
+            preds,
+            "xgboost",
+            out / f"scatter-{device}-{args.backend}.png",
+            f"XGBoost predictor, {device} / {args.backend}, held-out blocks",
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "device": device,
+                    "backend": args.backend,
+                    "table": table.to_dict(orient="records"),
+                    "scatter": str(png) if png else None,
+                }
+            )
+        )
+    else:
+        print(f"{device} / {args.backend}: {len(y)} block rows\n")
+        print(format_table(table))
+        if png:
+            print(f"\nscatter plot: {png}")
+    return 0
+
+
 # -- canao demo --------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     """Runs what exists: the shipped datasets' summary, a small profile, two whole models."""
@@ -300,10 +576,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         )
     steps.append(("this fresh profile", ["dataset", "info", str(out)]))
-    for arch in ("minilm-l6-h384", "bert-base"):
-        for backend in ("onnxruntime", "eager"):
+    shipped = DEFAULT_ROOT.exists() and any(DEFAULT_ROOT.rglob("*.parquet"))
+    for backend in ("onnxruntime", "eager"):
+        pred = str(out / f"predictor-{backend}")
+        if shipped:
             steps.append(
-                (f"{arch} end to end, {backend}", ["measure", "--arch", arch, "--backend", backend])
+                (
+                    f"train a {backend} latency predictor on the shipped dataset",
+                    [
+                        "train",
+                        "--backend",
+                        backend,
+                        "--out",
+                        pred,
+                        "--overwrite",
+                    ],
+                )
+            )
+        for arch in ("minilm-l6-h384", "bert-base"):
+            if shipped:
+                steps.append(
+                    (
+                        f"{arch}, predicted ({backend})",
+                        ["predict", "--predictor", pred, "--arch", arch],
+                    )
+                )
+            steps.append(
+                (
+                    f"{arch}, measured end to end ({backend})",
+                    ["measure", "--arch", arch, "--backend", backend],
+                )
             )
     for i, (title, argv) in enumerate(steps, 1):
         print(f"\n== [{i}/{len(steps)}] {title}: canao {' '.join(argv)}", flush=True)
@@ -340,6 +642,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_ROOT), help="dataset root folder")
     p.add_argument("--flush-every", type=int, default=200, help="rows per Parquet shard")
+    p.add_argument("--adaptive", action="store_true", help="measure where --predictor errs")
+    p.add_argument("--predictor", help="predictor folder for --adaptive")
+    p.add_argument("--predictor-out", help="where the retrained predictor goes")
+    p.add_argument("--overwrite", action="store_true", help="retrain --predictor in place")
     _add_eval_args(p)
     p.set_defaults(func=cmd_profile)
 
@@ -358,6 +664,43 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("path", help="a dataset root, device or backend folder, or a shard")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_dataset_info)
+
+    p = sub.add_parser("train", help="train a latency predictor on a dataset")
+    p.add_argument("--data", default=str(DEFAULT_ROOT), help="latency dataset folder")
+    p.add_argument("--backend", required=True)
+    p.add_argument("--device", help="device folder name (needed if the data has several)")
+    p.add_argument("--out", required=True, help="predictor folder to write")
+    p.add_argument("--base", choices=("nnls", "none"), default="nnls")
+    p.add_argument("--tune", action="store_true", help="tune hyperparameters with Optuna")
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument(
+        "--transfer-from",
+        metavar="PREDICTOR",
+        help="adapt a predictor of another device or backend from a few measured blocks (--data)",
+    )
+    p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predicted latency of a whole model")
+    p.add_argument("--predictor", required=True, help="a folder written by canao train")
+    p.add_argument("--arch", required=True, help="ArchSpec JSON file or a published name")
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="held-out accuracy of the predictor and baselines")
+    p.add_argument("--data", default=str(DEFAULT_ROOT))
+    p.add_argument("--backend", required=True)
+    p.add_argument("--device")
+    p.add_argument("--models", help="comma-separated subset (default: all)")
+    p.add_argument("--out", default="runs/evaluate", help="where the scatter PNG goes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the pipeline on the built-in defaults")
     p.add_argument("--out", default="runs/demo", help="where the demo writes")

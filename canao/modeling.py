@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from canao.space import ArchSpec, BlockSpec
 
 LAYER_NORM_EPS = 1e-12
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class _Dense(nn.Module):
@@ -91,7 +92,8 @@ class BlockModel(nn.Module):
     def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(seed)
         s = self.spec
-        return (torch.randn(s.batch, s.seq_len, s.hidden, generator=g),)
+        x = torch.randn(s.batch, s.seq_len, s.hidden, generator=g)
+        return (x.to(TORCH_DTYPES[s.dtype]),)
 
 
 class _Embeddings(nn.Module):
@@ -190,8 +192,8 @@ def init_weights(module: nn.Module, seed: int = 0, std: float = 0.02) -> nn.Modu
 
 
 def build_module(spec: BlockSpec | ArchSpec, seed: int = 0) -> BlockModel | BertClassifier:
-    """A randomly initialised module in eval mode for a block or a whole model."""
+    """A randomly initialised module in eval mode, in the spec's dtype."""
     module: BlockModel | BertClassifier
     module = BlockModel(spec) if isinstance(spec, BlockSpec) else BertClassifier(spec)
     init_weights(module, seed)
-    return module.eval()
+    return module.to(TORCH_DTYPES[spec.dtype]).eval()

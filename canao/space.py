@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
@@ -61,8 +61,37 @@ class OpCost:
     bytes: int
 
 
+class _CostTotals:
+    """Totals over ``costs()``, shared by blocks and whole models."""
+
+    def costs(self) -> dict[str, OpCost]:
+        raise NotImplementedError
+
+    @property
+    def flops(self) -> int:
+        return sum(c.flops for c in self.costs().values())
+
+    @property
+    def params(self) -> int:
+        return sum(c.params for c in self.costs().values())
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(c.bytes for c in self.costs().values())
+
+
+def _linear_cost(tokens: int, n_in: int, n_out: int, width: int) -> OpCost:
+    """A dense layer with bias on ``tokens`` rows."""
+    params = n_in * n_out + n_out
+    return OpCost(
+        flops=2 * tokens * n_in * n_out + tokens * n_out,
+        params=params,
+        bytes=width * (tokens * n_in + params + tokens * n_out),
+    )
+
+
 @dataclass(frozen=True, order=True)
-class BlockSpec:
+class BlockSpec(_CostTotals):
     """One BERT encoder layer as it runs.
 
     ``heads * head_dim`` (the attention width) need not equal ``hidden`` (pruned heads).
@@ -107,17 +136,32 @@ class BlockSpec:
         """Analytic cost per sub-operation (see the module docstring for conventions)."""
         return block_costs(self)
 
-    @property
-    def flops(self) -> int:
-        return sum(c.flops for c in self.costs().values())
+
+class BlockDims(Protocol):
+    """What ``block_costs`` reads: a BlockSpec, or the same fields as NumPy arrays."""
 
     @property
-    def params(self) -> int:
-        return sum(c.params for c in self.costs().values())
+    def hidden(self) -> Any: ...
+    @property
+    def heads(self) -> Any: ...
+    @property
+    def head_dim(self) -> Any: ...
+    @property
+    def ffn(self) -> Any: ...
+    @property
+    def seq_len(self) -> Any: ...
+    @property
+    def batch(self) -> Any: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def attn_width(self) -> Any: ...
 
 
-def block_costs(b: BlockSpec) -> dict[str, OpCost]:
-    """FLOPs, parameter count and bytes moved for each sub-operation of one layer."""
+def block_costs(b: BlockDims) -> dict[str, OpCost]:
+    """FLOPs, parameter count and bytes moved for each sub-operation of one layer.
+
+    Works element-wise when ``b``'s fields are NumPy arrays (see ``canao.predictors``)."""
     w = DTYPE_BYTES[b.dtype]
     t = b.batch * b.seq_len  # tokens
     h, a, f = b.hidden, b.attn_width, b.ffn
@@ -125,12 +169,7 @@ def block_costs(b: BlockSpec) -> dict[str, OpCost]:
     score_elems = b.batch * b.heads * s * s
 
     def linear(n_in: int, n_out: int) -> OpCost:
-        params = n_in * n_out + n_out
-        return OpCost(
-            flops=2 * t * n_in * n_out + t * n_out,
-            params=params,
-            bytes=w * (t * n_in + params + t * n_out),
-        )
+        return _linear_cost(t, n_in, n_out, w)
 
     qkv = linear(h, 3 * a)
     scores = OpCost(
@@ -173,7 +212,7 @@ def block_costs(b: BlockSpec) -> dict[str, OpCost]:
     }
 
 
-def matmul_flops(b: BlockSpec) -> int:
+def matmul_flops(b: BlockDims) -> Any:
     """FLOPs of the six matrix products alone (``2*M*N*K`` each), the usual hand count."""
     t, h, a, f, s = b.batch * b.seq_len, b.hidden, b.attn_width, b.ffn, b.seq_len
     attention = 2 * (2 * b.batch * b.heads * s * s * b.head_dim)
@@ -198,7 +237,7 @@ _ARCH_FIELDS = ("vocab_size", "max_position", "seq_len", "batch", "hidden", "num
 
 
 @dataclass(frozen=True)
-class ArchSpec:
+class ArchSpec(_CostTotals):
     """A whole BERT classifier: embeddings, encoder layers (may differ) and a task head."""
 
     hidden: int
@@ -287,27 +326,10 @@ class ArchSpec:
             for name, c in block_costs(b).items():
                 o = out[name]
                 out[name] = OpCost(o.flops + c.flops, o.params + c.params, o.bytes + c.bytes)
-        pool_params = h * h + h
-        out["pooler"] = OpCost(
-            flops=2 * self.batch * h * h + 2 * self.batch * h,
-            params=pool_params,
-            bytes=w * (self.batch * h + pool_params + self.batch * h),
-        )
-        head_params = h * self.num_labels + self.num_labels
-        out["classifier"] = OpCost(
-            flops=2 * self.batch * h * self.num_labels + self.batch * self.num_labels,
-            params=head_params,
-            bytes=w * (self.batch * h + head_params + self.batch * self.num_labels),
-        )
+        pooler = _linear_cost(self.batch, h, h, w)
+        out["pooler"] = OpCost(pooler.flops + self.batch * h, pooler.params, pooler.bytes)  # tanh
+        out["classifier"] = _linear_cost(self.batch, h, self.num_labels, w)
         return out
-
-    @property
-    def flops(self) -> int:
-        return sum(c.flops for c in self.costs().values())
-
-    @property
-    def params(self) -> int:
-        return sum(c.params for c in self.costs().values())
 
     # -- interchange -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -81,3 +81,16 @@ def test_heterogeneous_param_count_matches_analytic(tiny_arch) -> None:
     (ids,) = model.example_inputs()
     with torch.no_grad():
         assert model(ids).shape == (1, tiny_arch.num_labels)
+
+
+def test_dtype_is_applied() -> None:
+    spec = BlockSpec(hidden=64, heads=2, head_dim=32, ffn=128, seq_len=8, dtype="bfloat16")
+    module = build_module(spec)
+    assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
+    (x,) = module.example_inputs()
+    assert x.dtype == torch.bfloat16
+    ref = build_module(BlockSpec(64, 2, 32, 128, 8))
+    with torch.no_grad():
+        y, y32 = module(x), ref(x.float())
+    assert y.dtype == torch.bfloat16
+    assert (y.float() - y32).abs().max() < 0.1

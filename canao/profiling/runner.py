@@ -29,8 +29,8 @@ from canao.space import ArchSpec, BlockSpec
 
 Spec = BlockSpec | ArchSpec
 
-#: numerics tolerance recorded with every row (float32, outputs of order 1)
-DEFAULT_ATOL = 1e-3
+#: numerics tolerance by dtype, recorded with every row (outputs are of order 1)
+ATOL = {"float32": 1e-3, "float16": 2e-2, "bfloat16": 1e-1}
 
 
 def spec_to_payload(spec: Spec) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def reference_output(backend: Backend, spec: Spec) -> np.ndarray | None:
 
     module = build_module(spec)
     with torch.inference_mode():
-        return module(*module.example_inputs()).numpy()
+        return module(*module.example_inputs()).float().numpy()
 
 
 def _worker_main(conn: Connection, backend_name: str, threads: int) -> None:
@@ -131,7 +131,10 @@ class RunResult:
     max_abs_err: float | None
     loadavg_1m: float
     fingerprint: dict[str, object]
-    atol: float = DEFAULT_ATOL
+
+    @property
+    def atol(self) -> float:
+        return ATOL[self.spec.dtype]
 
     @property
     def ok(self) -> bool:
@@ -193,9 +196,10 @@ def _result(
     if raw.get("samples_ms"):
         m = Measurement(tuple(raw["samples_ms"]), raw["number"], raw["attempts"])
     error = raw.get("error")
+    atol = ATOL[spec.dtype]
     if error is None and raw.get("max_abs_err") is not None:
-        if not raw["max_abs_err"] <= DEFAULT_ATOL:
-            error = f"numerics: max abs error {raw['max_abs_err']:.3g} > atol {DEFAULT_ATOL}"
+        if not raw["max_abs_err"] <= atol:
+            error = f"numerics: max abs error {raw['max_abs_err']:.3g} > atol {atol}"
     return RunResult(
         spec=spec,
         backend=backend,

@@ -21,7 +21,7 @@ class TorchArtifact(Artifact):
 
     def output(self) -> np.ndarray:
         with torch.inference_mode():
-            return self.module(*self.inputs).numpy()
+            return self.module(*self.inputs).float().numpy()
 
 
 class EagerBackend(Backend):

@@ -1,0 +1,166 @@
+"""Held-out evaluation of predictors on a latency dataset: splits, table, scatter plot."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from canao.predictors.features import features_from_rows
+from canao.predictors.metrics import error_metrics
+from canao.profiling.store import read_rows
+from canao.space import ArchSpec
+
+#: dims whose top values are held out in the out-of-range split
+OOR_DIMS = ("hidden", "ffn", "seq_len")
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def load_rows(path: Path, backend: str, device: str | None = None) -> pd.DataFrame:
+    """Valid rows (no error) of one backend (and device) under ``path``."""
+    df = read_rows(Path(path))
+    if df.empty:
+        raise DatasetError(f"{path}: no latency rows found")
+    sel = (df["backend"] == backend) & df["error"].isna()
+    if device is not None:
+        sel &= df["device"] == device
+    out = df[sel].reset_index(drop=True)
+    if out.empty:
+        have = sorted(set(zip(df["device"], df["backend"], strict=True)))
+        raise DatasetError(
+            f"{path}: no rows for backend {backend!r}"
+            + (f" on device {device!r}" if device else "")
+            + f"; the dataset has {', '.join(f'{d}/{b}' for d, b in have)}"
+        )
+    devices = out["device"].unique()
+    if len(devices) > 1:
+        raise DatasetError(
+            f"{path}: rows from several devices ({', '.join(devices)}); pick one with --device"
+        )
+    return out
+
+
+def dataset_hash(df: pd.DataFrame) -> str:
+    """A content hash of the rows a predictor was trained on (keys and medians)."""
+    h = hashlib.sha256()
+    for key, ms in sorted(zip(df["key"], df["median_ms"], strict=True)):
+        h.update(f"{key}={ms:.6g};".encode())
+    return h.hexdigest()[:16]
+
+
+def blocks_xy(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    blocks = df[df["kind"] == "block"].reset_index(drop=True)
+    return features_from_rows(blocks), blocks["median_ms"].to_numpy(dtype=np.float64)
+
+
+def model_rows(df: pd.DataFrame) -> tuple[list[ArchSpec], np.ndarray, int]:
+    models = df[df["kind"] == "model"].reset_index(drop=True)
+    archs = [ArchSpec.from_json(a) for a in models["arch"]]
+    threads = int(models["threads"].iloc[0]) if len(models) else 2
+    return archs, models["median_ms"].to_numpy(dtype=np.float64), threads
+
+
+def random_split(n: int, test_frac: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    k = int(round(n * test_frac))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def out_of_range_split(
+    X: pd.DataFrame, quantile: float = 0.9
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Train on rows whose hidden, FFN and seq_len are all at or below their ``quantile``;
+    test on the rest (at least one dim larger than any seen in training)."""
+    limits = {d: float(np.quantile(X[d], quantile)) for d in OOR_DIMS}
+    inside = np.all([X[d].to_numpy() <= v for d, v in limits.items()], axis=0)
+    return np.flatnonzero(inside), np.flatnonzero(~inside), limits
+
+
+def compare(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    makers: Mapping[str, Callable[[], Any]],
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """Fit every model on each split's training rows and score it on the held-out rows.
+
+    Returns the metrics table (one row per split and model) and the held-out predictions.
+    """
+    tr, te = random_split(len(y), seed=seed)
+    otr, ote, _ = out_of_range_split(X)
+    splits = {"random": (tr, te), "out-of-range": (otr, ote)}
+    rows, preds = [], {}
+    for split, (a, b) in splits.items():
+        preds[split] = {"measured": y[b]}
+        for name, make in makers.items():
+            model = make().fit(X.iloc[a], y[a])
+            p = model.predict(X.iloc[b])
+            preds[split][name] = p
+            rows.append({"split": split, "model": name, "train": len(a), **error_metrics(y[b], p)})
+    return pd.DataFrame(rows), preds
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """A Markdown table of the metrics."""
+    cols = [
+        "split",
+        "model",
+        "train",
+        "n",
+        "rmspe",
+        "mape",
+        "acc5",
+        "acc10",
+        "max_err",
+        "kendall_tau",
+    ]
+    head = "| " + " | ".join(cols) + " |"
+    lines = [head, "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        lines.append(
+            f"| {r['split']} | {r['model']} | {int(r['train'])} | {int(r['n'])} | "
+            f"{r['rmspe']:.2f}% | {r['mape']:.2f}% | {r['acc5']:.1%} | {r['acc10']:.1%} | "
+            f"{r['max_err']:.1f}% | {r['kendall_tau']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def scatter_png(
+    preds: dict[str, dict[str, np.ndarray]], model: str, path: Path, title: str
+) -> Path:
+    """Predicted vs measured, log-log, one panel per split, with the ±10% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(preds), figsize=(5.2 * len(preds), 5), squeeze=False)
+    for ax, (split, p) in zip(axes[0], preds.items(), strict=True):
+        y, yhat = p["measured"], p[model]
+        lo, hi = float(min(y.min(), yhat.min())) * 0.8, float(max(y.max(), yhat.max())) * 1.25
+        grid = np.geomspace(lo, hi, 50)
+        ax.fill_between(grid, grid * 0.9, grid * 1.1, color="tab:green", alpha=0.15, label="±10%")
+        ax.plot(grid, grid, color="tab:green", lw=0.8)
+        inside = np.abs(yhat / y - 1) <= 0.10
+        ax.scatter(y[inside], yhat[inside], s=6, alpha=0.6, label="within ±10%")
+        ax.scatter(y[~inside], yhat[~inside], s=14, color="tab:red", label="outside ±10%")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("measured latency (ms)")
+        ax.set_ylabel("predicted latency (ms)")
+        ax.set_title(f"{split}: {inside.mean():.1%} within ±10% (n={len(y)})")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

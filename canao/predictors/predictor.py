@@ -1,0 +1,354 @@
+"""The latency predictor: XGBoost on block features, composed to whole models.
+
+Target: log latency, optionally relative to an analytic base (a non-negative linear model of
+the per-sub-operation FLOPs and bytes, fitted first), which keeps predictions sensible for
+blocks larger than any seen in training, where trees alone cannot extrapolate.
+
+Model latency = sum of block predictions + a fitted per-device overhead (embeddings, pooler,
+head, per-call costs), fitted on whole models measured end to end.
+
+Persistence: XGBoost's own ``model.ubj`` plus ``meta.json`` (feature schema, device, backend,
+dataset hash, library versions, metrics). Loading parses data only; it never runs code from
+the files, and refuses a schema, backend or format mismatch with one clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from canao.predictors.features import (
+    FEATURE_NAMES,
+    FEATURE_SCHEMA_HASH,
+    BlockArrays,
+    feature_frame,
+)
+from canao.space import SUB_OPS, ArchSpec
+
+FORMAT = "canao-latency-predictor"
+FORMAT_VERSION = 1
+#: features of the analytic base: per-sub-operation work and traffic
+BASE_FEATURES = tuple(f"{op}_{k}" for op in SUB_OPS for k in ("gflop", "mb"))
+#: features of the per-model overhead (whole model minus its blocks)
+OVERHEAD_FEATURES = ("one", "num_layers", "tokens_x_hidden_m", "hidden_sq_m", "tokens")
+
+
+class PredictorFileError(ValueError):
+    """A predictor folder that cannot be used: missing, corrupt, or of another schema."""
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+def _as_frame(X: Any) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in FEATURE_NAMES if c not in X.columns]
+        if missing:
+            raise ValueError(f"feature frame lacks {missing[:5]}... (use canao's features)")
+        return X[list(FEATURE_NAMES)]
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != len(FEATURE_NAMES):
+        raise ValueError(f"X must have {len(FEATURE_NAMES)} feature columns, got {arr.shape}")
+    return pd.DataFrame(arr, columns=list(FEATURE_NAMES))
+
+
+#: features of the transfer calibration (intercept first; all in log space, centred)
+CALIBRATION_FEATURES = ("one", "log_source_ms", "log_total_flop", "log_intensity", "log_tokens")
+
+
+def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
+    cols = [
+        np.ones(len(X)),
+        np.log(source_ms),
+        X["log_total_flop"].to_numpy() - 20.0,
+        np.log(X["intensity"].to_numpy()) - 3.0,
+        np.log(X["tokens"].to_numpy()) - 5.0,
+    ]
+    return np.stack(cols, axis=1)
+
+
+def overhead_features(archs: Sequence[ArchSpec]) -> np.ndarray:
+    rows = [
+        [
+            1.0,
+            a.num_layers,
+            a.batch * a.seq_len * a.hidden / 1e6,
+            a.hidden**2 / 1e6,
+            a.batch * a.seq_len,
+        ]
+        for a in archs
+    ]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(OVERHEAD_FEATURES))
+
+
+class LatencyPredictor(RegressorMixin, BaseEstimator):
+    """Block latency (ms) from block features, scikit-learn style.
+
+    Parameters are XGBoost's; ``base`` is ``"nnls"`` (learn the log ratio to a fitted
+    analytic model) or ``"none"`` (learn log latency directly).
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 800,
+        max_depth: int = 6,
+        learning_rate: float = 0.05,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 1.0,
+        base: str = "nnls",
+        random_state: int = 0,
+        n_jobs: int = 2,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.base = base
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _xgb(self) -> Any:
+        from xgboost import XGBRegressor
+
+        return XGBRegressor(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            reg_lambda=self.reg_lambda,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            tree_method="hist",
+        )
+
+    def _base_ms(self, X: pd.DataFrame) -> np.ndarray:
+        if self.base == "none":
+            return np.ones(len(X))
+        A = X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
+        return np.maximum(A @ self.base_coef_ + self.base_intercept_, 1e-6)
+
+    def fit(self, X: Any, y: Any) -> LatencyPredictor:
+        if self.base not in ("nnls", "none"):
+            raise ValueError(f"base must be 'nnls' or 'none', got {self.base!r}")
+        X = _as_frame(X)
+        y = np.asarray(y, dtype=np.float64)
+        if len(X) != len(y) or len(y) < 2:
+            raise ValueError("X and y must have the same length, at least 2 rows")
+        if np.any(~np.isfinite(y)) or np.any(y <= 0):
+            raise ValueError("latencies must be finite and > 0")
+        if self.base == "nnls":
+            A = X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
+            # relative least squares (rows weighted by 1/y), intercept as a last column
+            w = 1.0 / y
+            coef, _ = nnls(np.c_[A, np.ones(len(y))] * w[:, None], y * w)
+            self.base_coef_ = coef[:-1]
+            self.base_intercept_ = float(coef[-1])
+        model = self._xgb()
+        model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
+        self.booster_ = model.get_booster()
+        self.n_features_in_ = len(FEATURE_NAMES)
+        self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise NotFittedError("this LatencyPredictor is not fitted: call fit() or load()")
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted latency in milliseconds."""
+        self._check_fitted()
+        import xgboost as xgb
+
+        X = _as_frame(X)
+        dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
+        ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
+        calib = getattr(self, "calibration_", None)
+        if calib is not None:
+            ms = ms * np.exp(_calibration_design(X, ms) @ calib)
+        return ms
+
+    # -- transfer to a new device --------------------------------------------------------------
+    def fit_transfer(self, X: Any, y: Any, alpha: float = 1.0) -> LatencyPredictor:
+        """Adapt this (source-device) predictor to a new device from a few measured blocks:
+        a ridge model of log(new / source prediction) on a few scale features."""
+        from sklearn.linear_model import Ridge
+
+        self._check_fitted()
+        X = _as_frame(X)
+        y = np.asarray(y, dtype=np.float64)
+        if len(y) < 3:
+            raise ValueError("transfer needs at least 3 measured blocks")
+        self.calibration_ = None
+        src = self.predict(X)
+        D = _calibration_design(X, src)
+        ridge = Ridge(alpha=alpha, fit_intercept=False).fit(D, np.log(y / src))
+        self.calibration_ = ridge.coef_.astype(np.float64)
+        return self
+
+    # -- whole models --------------------------------------------------------------------------
+    def fit_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> None:
+        """Fit the per-device model overhead: measured - sum of block predictions."""
+        measured = np.asarray(measured_ms, dtype=np.float64)
+        self.overhead_coef_ = None
+        blocks = self.predict_archs(archs, threads)
+        F = overhead_features(archs)
+        w = 1.0 / measured
+        coef, *_ = np.linalg.lstsq(F * w[:, None], (measured - blocks) * w, rcond=None)
+        self.overhead_coef_ = coef
+
+    def predict_archs(self, archs: Sequence[ArchSpec], threads: int) -> np.ndarray:
+        """Whole-model latency (ms) for many ArchSpecs at once (blocks deduplicated)."""
+        self._check_fitted()
+        index: dict[tuple, int] = {}
+        owner: list[int] = []
+        rows: list[tuple] = []
+        dtype = "float32"
+        for arch in archs:
+            dtype = arch.dtype
+            for layer in arch.layers:
+                k = (arch.hidden, layer.heads, layer.head_dim, layer.ffn, arch.seq_len, arch.batch)
+                j = index.setdefault(k, len(index))
+                if j == len(rows):
+                    rows.append(k)
+                owner.append(j)
+        if not rows:
+            return np.zeros(0)
+        cols = np.asarray(rows, dtype=np.float64).T
+        dims = BlockArrays(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], dtype=dtype)
+        per_block = self.predict(feature_frame(dims, float(threads)))
+        # each arch's blocks are consecutive in ``owner``
+        counts = np.fromiter((a.num_layers for a in archs), dtype=np.int64, count=len(archs))
+        sums = np.add.reduceat(per_block[np.asarray(owner)], np.r_[0, np.cumsum(counts)[:-1]])
+        coef = getattr(self, "overhead_coef_", None)
+        if coef is not None:
+            sums = sums + overhead_features(archs) @ coef
+        return sums
+
+    def predict_arch(self, arch: ArchSpec, threads: int) -> float:
+        return float(self.predict_archs([arch], threads)[0])
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path, meta: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+        """Write ``model.ubj`` and ``meta.json`` into the folder ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        if (path / "meta.json").exists() and not overwrite:
+            raise FileExistsError(f"{path} already holds a predictor (use --overwrite)")
+        path.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(path / "model.ubj"))
+        info = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "feature_names": list(FEATURE_NAMES),
+            "feature_schema": FEATURE_SCHEMA_HASH,
+            "params": self.get_params(),
+            "base": None
+            if self.base == "none"
+            else {
+                "features": list(BASE_FEATURES),
+                "coef": [float(c) for c in self.base_coef_],
+                "intercept": self.base_intercept_,
+            },
+            "overhead": _coef_block(OVERHEAD_FEATURES, getattr(self, "overhead_coef_", None)),
+            "calibration": _coef_block(CALIBRATION_FEATURES, getattr(self, "calibration_", None)),
+            "versions": _versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(meta or {}),
+        }
+        (path / "meta.json").write_text(json.dumps(info, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path, backend: str | None = None) -> LatencyPredictor:
+        """Load a saved predictor; refuses a wrong format, feature schema or backend."""
+        import xgboost as xgb
+
+        path = Path(path)
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            raise PredictorFileError(f"{path}: not a canao predictor (no meta.json)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PredictorFileError(f"{meta_path}: corrupt ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise PredictorFileError(f"{path}: not a canao predictor (format field)")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise PredictorFileError(
+                f"{path}: predictor format {meta.get('format_version')}, this canao reads "
+                f"{FORMAT_VERSION}"
+            )
+        if meta.get("feature_names") != list(FEATURE_NAMES):
+            raise PredictorFileError(
+                f"{path}: feature schema {meta.get('feature_schema')} differs from this "
+                f"canao's {FEATURE_SCHEMA_HASH}; retrain it with `canao train`"
+            )
+        if backend is not None and meta.get("backend") != backend:
+            raise PredictorFileError(
+                f"{path}: trained for backend {meta.get('backend')!r}, not {backend!r}"
+            )
+        params = {k: v for k, v in meta.get("params", {}).items() if k in cls().get_params()}
+        self = cls(**params)
+        booster = xgb.Booster()
+        try:
+            booster.load_model(str(path / "model.ubj"))
+        except xgb.core.XGBoostError as e:
+            msg = str(e).splitlines()[0][:200]
+            raise PredictorFileError(f"{path / 'model.ubj'}: corrupt ({msg})") from None
+        self.booster_ = booster
+        self.n_features_in_ = len(FEATURE_NAMES)
+        self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
+        if self.base == "nnls":
+            base = meta.get("base") or {}
+            self.base_coef_ = np.asarray(base.get("coef", []), dtype=np.float64)
+            if self.base_coef_.shape != (len(BASE_FEATURES),):
+                raise PredictorFileError(f"{meta_path}: analytic base is missing or malformed")
+            self.base_intercept_ = float(base["intercept"])
+        overhead = meta.get("overhead")
+        self.overhead_coef_ = (
+            None if overhead is None else np.asarray(overhead["coef"], dtype=np.float64)
+        )
+        calib = meta.get("calibration")
+        self.calibration_ = None
+        if calib is not None:
+            self.calibration_ = np.asarray(calib["coef"], dtype=np.float64)
+            if self.calibration_.shape != (len(CALIBRATION_FEATURES),):
+                raise PredictorFileError(f"{meta_path}: transfer calibration is malformed")
+        self.meta_ = meta
+        return self
+
+
+def _coef_block(names: Sequence[str], coef: np.ndarray | None) -> dict[str, list] | None:
+    if coef is None:
+        return None
+    return {"features": list(names), "coef": [float(c) for c in coef]}
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import xgboost
+
+    import canao
+
+    return {
+        "canao": canao.__version__,
+        "xgboost": xgboost.__version__,
+        "sklearn": sklearn.__version__,
+    }

@@ -1,0 +1,112 @@
+"""`canao train | predict | evaluate` on a small synthetic dataset written through the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from canao.cli import main
+from canao.profiling.fingerprint import fingerprint
+from canao.profiling.measurement import EvalConfig, Measurement
+from canao.profiling.runner import RunResult
+from canao.profiling.samplers import ModelSpace, random_archs
+from canao.profiling.store import LatencyStore
+from canao.space import ArchSpec
+from tests.predictors.conftest import synthetic_ms
+
+
+def _result(spec, ms: float) -> RunResult:
+    samples = tuple(ms * f for f in (0.99, 1.0, 1.01))
+    return RunResult(
+        spec=spec,
+        backend="onnxruntime",
+        compiled=True,
+        cfg=EvalConfig(),
+        measurement=Measurement(samples),
+        noisy=False,
+        error=None,
+        build_s=0.1,
+        max_abs_err=1e-7,
+        loadavg_1m=0.1,
+        fingerprint=fingerprint("synthetic-dev", {"onnxruntime": "x"}, "cpu"),
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(synthetic_blocks, tmp_path_factory) -> Path:
+    specs, _, y = synthetic_blocks
+    root = tmp_path_factory.mktemp("data")
+    archs = random_archs(ModelSpace(hidden=(128, 256, 384), seq_len=(32, 64)), 60, seed=2)
+    model_ms = [synthetic_ms(list(a.blocks())).sum() + 0.1 for a in archs]
+    with LatencyStore(root, "synthetic-dev", "onnxruntime") as store:
+        store.extend(_result(s, float(ms)).row() for s, ms in zip(specs, y, strict=True))
+        store.extend(_result(a, float(ms)).row() for a, ms in zip(archs, model_ms, strict=True))
+    return root
+
+
+def test_train_predict_evaluate(dataset, tmp_path, capsys) -> None:
+    pred = tmp_path / "pred"
+    argv = [
+        "train",
+        "--data",
+        str(dataset),
+        "--backend",
+        "onnxruntime",
+        "--out",
+        str(pred),
+        "--json",
+    ]
+    assert main(argv) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["device"] == "synthetic-dev" and info["dataset"]["block_rows"] == 700
+    assert info["metrics"]["blocks_heldout"]["acc10"] > 0.95
+    assert info["metrics"]["models_heldout"]["acc10"] > 0.9
+    assert main(argv) == 2  # refuses to overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["predict", "--predictor", str(pred), "--arch", "bert-mini", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    truth = synthetic_ms(list(ArchSpec.named("bert-mini").blocks())).sum() + 0.1
+    assert out["predicted_ms"] == pytest.approx(truth, rel=0.15)
+    assert out["backend"] == "onnxruntime" and out["overhead_fitted"]
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(dataset),
+                "--backend",
+                "onnxruntime",
+                "--models",
+                "xgboost,flops-linear",
+                "--out",
+                str(tmp_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    ev = json.loads(capsys.readouterr().out)
+    rows = {(r["split"], r["model"]): r for r in ev["table"]}
+    assert rows[("random", "xgboost")]["mape"] < rows[("random", "flops-linear")]["mape"]
+    png = Path(ev["scatter"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--backend", "eager", "--out", "X"], "no rows for backend 'eager'"),
+        (["evaluate", "--backend", "onnxruntime", "--models", "gpt"], "unknown model"),
+        (["predict", "--predictor", "NOPE", "--arch", "bert-base"], "not a canao predictor"),
+    ],
+)
+def test_bad_input(argv, message, dataset, tmp_path, capsys) -> None:
+    argv = [a.replace("X", str(tmp_path / "p")) for a in argv]
+    if argv[0] != "predict":
+        argv += ["--data", str(dataset)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "p").exists()

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from canao.predictors.baselines import BASELINES
+from canao.predictors.evaluation import out_of_range_split, random_split
+from canao.predictors.features import features_from_specs
+from canao.predictors.metrics import error_metrics
+from canao.predictors.predictor import LatencyPredictor, NotFittedError, PredictorFileError
+from canao.profiling.samplers import ModelSpace, random_archs
+from tests.predictors.conftest import synthetic_ms
+
+
+def test_metrics_by_hand() -> None:
+    m = error_metrics(np.array([1.0, 2.0, 4.0, 10.0]), np.array([1.04, 2.0, 4.6, 9.0]))
+    assert m["acc5"] == 0.5 and m["acc10"] == 0.75
+    assert m["mape"] == pytest.approx((4 + 0 + 15 + 10) / 4)
+    assert m["max_err"] == pytest.approx(15.0)
+    assert m["kendall_tau"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        error_metrics(np.array([0.0]), np.array([1.0]))
+
+
+def test_learns_a_device_and_beats_flops(synthetic_blocks) -> None:
+    _, X, y = synthetic_blocks
+    tr, te = random_split(len(y), seed=1)
+    xgb = LatencyPredictor(n_estimators=400).fit(X.iloc[tr], y[tr])
+    ours = error_metrics(y[te], xgb.predict(X.iloc[te]))
+    flops = error_metrics(
+        y[te], BASELINES["flops-linear"]().fit(X.iloc[tr], y[tr]).predict(X.iloc[te])
+    )
+    assert ours["acc10"] >= 0.97, ours
+    assert ours["mape"] < flops["mape"] / 2
+
+
+def test_analytic_base_extrapolates(synthetic_blocks) -> None:
+    _, X, y = synthetic_blocks
+    tr, te, limits = out_of_range_split(X)
+    assert (X.iloc[te][list(limits)] > list(limits.values())).any(axis=1).all()
+    with_base = LatencyPredictor(n_estimators=400).fit(X.iloc[tr], y[tr])
+    trees_only = LatencyPredictor(n_estimators=400, base="none").fit(X.iloc[tr], y[tr])
+    a = error_metrics(y[te], with_base.predict(X.iloc[te]))
+    b = error_metrics(y[te], trees_only.predict(X.iloc[te]))
+    assert a["mape"] < b["mape"]
+    assert a["acc10"] >= 0.9, a
+
+
+def test_unfitted_and_bad_input() -> None:
+    with pytest.raises(NotFittedError):
+        LatencyPredictor().predict(np.zeros((1, 38)))
+    with pytest.raises(ValueError, match="feature columns"):
+        LatencyPredictor().fit(np.zeros((3, 2)), [1, 2, 3])
+    with pytest.raises(ValueError, match="base must be"):
+        LatencyPredictor(base="magic").fit(np.ones((3, 38)), [1.0, 2.0, 3.0])
+
+
+def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
+    _, X, y = synthetic_blocks
+    model = LatencyPredictor(n_estimators=300).fit(X, y)
+    archs = random_archs(ModelSpace(hidden=(128, 256, 384, 512), seq_len=(32, 64, 128)), 60)
+    blocks = np.array(
+        [model.predict(features_from_specs(list(a.blocks()), 2)).sum() for a in archs]
+    )
+    np.testing.assert_allclose(model.predict_archs(archs, 2), blocks, rtol=1e-5)
+    # a device whose whole-model latency adds 0.2 ms + 0.5 ns per token x hidden to its blocks
+    truth = np.array([synthetic_ms(list(a.blocks())).sum() for a in archs])
+    measured = truth + 0.2 + 0.5e-6 * np.array([a.seq_len * a.hidden for a in archs])
+    model.fit_overhead(archs[:40], measured[:40], threads=2)
+    pred = model.predict_archs(archs[40:], 2)
+    assert error_metrics(measured[40:], pred)["acc10"] >= 0.95
+    assert model.predict_arch(archs[45], 2) == pytest.approx(pred[5])
+
+
+def test_save_load_round_trip_and_refusals(synthetic_blocks, tmp_path) -> None:
+    _, X, y = synthetic_blocks
+    model = LatencyPredictor(n_estimators=50, max_depth=4).fit(X, y)
+    path = model.save(tmp_path / "p", {"backend": "onnxruntime", "device": "d"})
+    assert sorted(p.name for p in path.iterdir()) == ["meta.json", "model.ubj"]
+    loaded = LatencyPredictor.load(path, backend="onnxruntime")
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-6)
+    assert loaded.get_params() == model.get_params()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        model.save(path)
+    with pytest.raises(PredictorFileError, match="trained for backend 'onnxruntime'"):
+        LatencyPredictor.load(path, backend="eager")
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "feature_names": ["a"]}))
+    with pytest.raises(PredictorFileError, match="feature schema"):
+        LatencyPredictor.load(path)
+    (path / "meta.json").write_text(json.dumps({**meta, "format": "pickle"}))
+    with pytest.raises(PredictorFileError, match="not a canao predictor"):
+        LatencyPredictor.load(path)
+    (path / "meta.json").write_text("{oops")
+    with pytest.raises(PredictorFileError, match="corrupt"):
+        LatencyPredictor.load(path)
+    (path / "meta.json").write_text(json.dumps(meta))
+    (path / "model.ubj").write_bytes(b"\x00garbage")
+    with pytest.raises(PredictorFileError, match="model.ubj: corrupt"):
+        LatencyPredictor.load(path)
+    with pytest.raises(PredictorFileError, match="no meta.json"):
+        LatencyPredictor.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baselines_fit_and_predict(name, synthetic_blocks) -> None:
+    _, X, y = synthetic_blocks
+    model = BASELINES[name]().fit(X.iloc[:500], y[:500])
+    m = error_metrics(y[500:], model.predict(X.iloc[500:]))
+    assert m["kendall_tau"] > 0.7, (name, m)
+    with pytest.raises(NotFittedError):
+        BASELINES[name]().predict(X)
