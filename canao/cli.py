@@ -46,9 +46,12 @@ def _check_backend(name: str) -> str:
     return name
 
 
-def _device(name: str) -> str:
+def _device(name: str, rpc_key: str | None = None) -> str:
+    """The device folder name; ``host`` is this machine, or the RPC key for a remote device."""
     from canao.profiling.fingerprint import resolve_device
 
+    if name == "host" and rpc_key:
+        name = rpc_key
     try:
         return resolve_device(name)
     except ValueError as e:
@@ -78,7 +81,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from canao.space import SpecError
 
     _check_backend(args.backend)
-    device = _device(args.device)
+    device = _device(args.device, getattr(args, "rpc_key", None))
     cfg = _eval_config(args)
     if args.samples < 1:
         raise UsageError("--samples must be >= 1")
@@ -86,10 +89,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         space_cfg: Any
         if args.space == "blocks":
             space_cfg = (
-                BlockSpace.from_file(args.space_config) if args.space_config else (BlockSpace())
+                BlockSpace.from_file(args.space_config) if args.space_config else BlockSpace()
             )
             specs: list[Any] = block_samples(space_cfg, args.samples, args.seed)
         else:
+            if args.space_config:
+                raise UsageError("--space-config sets block bounds; it does not apply to models")
             space_cfg = ModelSpace()
             specs = random_archs(space_cfg, args.samples, args.seed)
     except SpecError as e:
@@ -214,7 +219,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from canao.space import SpecError, load_arch
 
     _check_backend(args.backend)
-    device = _device(args.device)
+    device = _device(args.device, getattr(args, "rpc_key", None))
     cfg = _eval_config(args)
     overrides = {k: v for k, v in (("seq_len", args.seq_len), ("batch", args.batch)) if v}
     try:
@@ -546,6 +551,69 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- canao search ------------------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from canao.search.results import trials_frame, write_outputs
+    from canao.search.space import SearchSpace
+    from canao.search.study import SearchConfig, SearchJob, run_search
+    from canao.space import SpecError, load_arch
+
+    model = _load_predictor(args.predictor)
+    try:
+        base = load_arch(args.base, seq_len=args.seq_len)
+        SearchSpace(base, ffn_step=args.ffn_step)
+        cfg = SearchConfig(
+            budget_ms=args.budget_ms,
+            trials=args.trials,
+            mode=args.mode,
+            sampler=args.sampler,
+            seed=args.seed,
+            study_name=args.study_name,
+            storage=args.storage,
+            workers=args.workers,
+            threads=args.threads or max(model.meta_.get("threads") or [2]),
+        )
+    except (SpecError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    job = SearchJob(cfg, base.to_json(), args.ffn_step, str(args.predictor), args.accuracy)
+    out = Path(args.out)
+    print(
+        f"canao search: {cfg.mode}, {cfg.trials} trials, budget {cfg.budget_ms} ms, "
+        f"predictor {model.meta_.get('device')}/{model.meta_.get('backend')}, accuracy: "
+        f"{args.accuracy}" + (" (a PROXY, not an accuracy)" if "proxy" in args.accuracy else ""),
+        file=sys.stderr,
+    )
+    t0 = _time.perf_counter()
+    try:
+        study = run_search(job, out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    wall = _time.perf_counter() - t0
+    df = trials_frame(study)
+    title = f"{base.name or 'base'} sub-architectures, {model.meta_.get('backend')} predictor"
+    res = write_outputs(df, out, args.top_k, cfg.budget_ms, title)
+    summary = {
+        "study": cfg.study_name,
+        "trials": len(df),
+        "feasible": int(df["feasible"].sum()) if len(df) else 0,
+        "wall_s": round(wall, 2),
+        "accuracy_kind": "proxy" if "proxy" in args.accuracy else "real",
+        **{k: v for k, v in res.items() if k != "table"},
+    }
+    (out / "search-config.json").write_text(json.dumps({"argv": sys.argv[1:], **summary}))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(res["table"])
+        print(
+            f"\n{summary['trials']} trials ({summary['feasible']} within budget) in {wall:.1f} s;"
+            f" finalists in {out / 'finalists'}, plot {res['pareto_png']}"
+        )
+    return 0
+
+
 # -- canao demo --------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     """Runs what exists: the shipped datasets' summary, a small profile, two whole models."""
@@ -701,6 +769,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/evaluate", help="where the scatter PNG goes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("search", help="search architectures under a latency budget")
+    p.add_argument("--predictor", required=True, help="a folder written by canao train")
+    p.add_argument("--budget-ms", type=float, required=True)
+    p.add_argument("--base", default="minilm-l6-h384", help="the model whose sub-nets are searched")
+    p.add_argument("--task", choices=("mr",), default="mr")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--ffn-step", type=int, default=128)
+    p.add_argument(
+        "--accuracy",
+        choices=("capacity-proxy",),
+        default="capacity-proxy",
+        help="accuracy estimator (real task accuracy comes with the compress stage)",
+    )
+    p.add_argument("--trials", type=int, default=1000)
+    p.add_argument("--mode", choices=("max-acc", "pareto"), default="max-acc")
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe")
+    p.add_argument("--storage", help="Optuna storage URL or a .journal file (default: SQLite)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--study-name", default="canao-search")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--out", default="runs/search")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("demo", help="run the pipeline on the built-in defaults")
     p.add_argument("--out", default="runs/demo", help="where the demo writes")

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from canao.predictors.features import features_from_specs  # noqa: E402
+from canao.profiling.samplers import BlockSpace, block_samples  # noqa: E402
 from canao.space import ArchSpec, BlockSpec, LayerSpec  # noqa: E402
 
 
@@ -26,3 +30,27 @@ def tiny_arch() -> ArchSpec:
         max_position=64,
         name="tiny-hetero",
     )
+
+
+def synthetic_ms(specs: list[BlockSpec], seed: int = 0) -> np.ndarray:
+    """A made-up device: matmuls at 60 GFLOP/s (slower when hidden is not a multiple of 16),
+    memory at 8 GB/s, 30 us per call, 1% multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in specs:
+        c = s.costs()
+        mm = sum(
+            c[k].flops
+            for k in ("qkv", "attn_scores", "attn_context", "attn_out", "ffn1_gelu", "ffn2")
+        )
+        other = sum(c[k].bytes for k in ("softmax", "attn_layernorm", "ffn_layernorm"))
+        penalty = 1.0 if s.hidden % 16 == 0 else 1.25
+        out.append(mm / 60e9 * 1e3 * penalty + other / 8e9 * 1e3 + 0.03)
+    return np.asarray(out) * rng.lognormal(0, 0.01, len(out))
+
+
+@pytest.fixture(scope="session")
+def synthetic_blocks() -> tuple[list[BlockSpec], pd.DataFrame, np.ndarray]:
+    space = BlockSpace(hidden=(64, 768), ffn=(128, 3072), seq_len=(8, 256), batch=(1, 2))
+    specs = block_samples(space, 700, seed=5)
+    return specs, features_from_specs(specs, threads=2), synthetic_ms(specs)

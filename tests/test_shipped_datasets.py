@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,21 @@ def test_every_device_has_a_card() -> None:
         card = ROOT / device / "README.md"
         assert card.exists(), f"{device} has no dataset card"
         assert "canao profile" in card.read_text()
+
+
+def test_host_datasets_have_the_promised_rows() -> None:
+    """The foundation's datasets: >= 3,000 block and >= 300 model rows per backend."""
+    df = read_rows(ROOT / "intel-xeon-amx-2c")
+    ok = df[df["error"].isna()]
+    for backend in ("onnxruntime", "eager"):
+        rows = ok[ok["backend"] == backend]
+        assert (rows["kind"] == "block").sum() >= 3000, backend
+        assert (rows["kind"] == "model").sum() >= 300, backend
+        models = rows[rows["kind"] == "model"]
+        hetero = sum(
+            len({json.dumps(x) for x in json.loads(a)["layers"]}) > 1 for a in models["arch"]
+        )
+        assert hetero >= 100, backend
+    # the same specs on both backends, so rows pair up by key
+    keys = [set(ok.loc[ok["backend"] == b, "key"]) for b in ("onnxruntime", "eager")]
+    assert len(keys[0] & keys[1]) >= 3300

@@ -14,7 +14,7 @@ from canao.profiling.runner import RunResult
 from canao.profiling.samplers import ModelSpace, random_archs
 from canao.profiling.store import LatencyStore
 from canao.space import ArchSpec
-from tests.predictors.conftest import synthetic_ms
+from tests.conftest import synthetic_ms
 
 
 def _result(spec, ms: float) -> RunResult:

@@ -11,7 +11,7 @@ from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import LatencyPredictor, NotFittedError, PredictorFileError
 from canao.profiling.samplers import ModelSpace, random_archs
-from tests.predictors.conftest import synthetic_ms
+from tests.conftest import synthetic_ms
 
 
 def test_metrics_by_hand() -> None:

@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "eager": "canao.profiling.backends.eager:EagerBackend",
     "onnxruntime": "canao.profiling.backends.onnxruntime:OnnxRuntimeBackend",
     "tvm-untuned": "canao.profiling.backends.tvm:TvmUntunedBackend",
+    "inductor": "canao.profiling.backends.inductor:InductorBackend",
 }
 
 

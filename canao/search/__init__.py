@@ -1,0 +1,1 @@
+"""Search: Optuna over BERT architectures under a latency budget."""
