@@ -264,13 +264,20 @@ class LocalRunner(Runner):
         if not parent.poll(self.cfg.timeout_s):
             self._stop()
             raise RuntimeError(f"backend {self.backend!r} did not start in the worker")
-        hello = parent.recv()
+        try:
+            hello = parent.recv()
+        except EOFError:
+            code = self._proc.exitcode
+            self._stop()
+            raise RuntimeError(
+                f"the {self.backend!r} worker died while starting (exit code {code})"
+            ) from None
         self._fp = fingerprint(self.device, hello["versions"], hello["target"])
         self._conn = parent
         return parent
 
     def _stop(self) -> None:
-        if self._proc is not None:
+        if self._proc is not None and self._proc.pid is not None:  # started
             if self._proc.is_alive():
                 self._proc.kill()
             self._proc.join(5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +25,8 @@ def _free_port() -> int:
 def _spawn(module: str, *args: str, log: Path) -> subprocess.Popen:
     out = open(log, "w")  # noqa: SIM115 (closed with the process)
     cmd = [sys.executable, "-m", module, *args]
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    # a session of its own, so that its worker processes die with it (see the fixture)
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,7 @@ def tracker(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         for p in procs:
-            p.terminate()
+            os.killpg(p.pid, signal.SIGKILL)  # the server's popen workers too
             p.wait(10)
 
 
