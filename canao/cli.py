@@ -134,8 +134,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         with runner:
             tty = sys.stderr.isatty()
             bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
-            for spec in bar:
+            canary_ms = None
+            for i, spec in enumerate(bar):
+                if args.canary_every and i % args.canary_every == 0:
+                    canary_ms = _measure_canary(runner, store.path)
                 res = runner.run(spec)
+                res.canary_ms = canary_ms
                 store.append(res.row())
                 n_err += not res.ok
                 n_noisy += res.ok and res.noisy
@@ -198,6 +202,23 @@ def _retrain(args: argparse.Namespace, device: str, predictor: Any) -> None:
     out = Path(args.predictor_out or args.predictor)
     model.save(out, meta, overwrite=True)
     print(f"canao profile: retrained predictor on {len(y)} blocks -> {out}", file=sys.stderr)
+
+
+def _measure_canary(runner: Any, path: Path) -> float | None:
+    """Time the canary block, log it to ``canary.jsonl``; its median, or None on failure."""
+    from canao.profiling.runner import CANARY
+
+    res = runner.run(CANARY)
+    ms = res.measurement.median_ms if res.ok and res.measurement else None
+    entry = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "spec": CANARY.key,
+        "median_ms": ms,
+        "error": res.error,
+    }
+    with open(path / "canary.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return ms
 
 
 def _append_run_log(path: Path, args: argparse.Namespace, cfg: Any, space: Any) -> None:
@@ -298,6 +319,12 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
                 if len(ok)
                 else None,
                 "threads": sorted(int(t) for t in ok["threads"].dropna().unique()),
+                "canary_ms_range": [
+                    round(float(ok["canary_ms"].min()), 4),
+                    round(float(ok["canary_ms"].max()), 4),
+                ]
+                if ok["canary_ms"].notna().any()
+                else None,
                 "cpu_model": str(g["cpu_model"].iloc[0]),
                 "coverage": coverage,
                 "measured": [str(g["timestamp"].min()), str(g["timestamp"].max())],
@@ -332,6 +359,11 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
                 f"  median latency {lo:.3f} .. {hi:.1f} ms; measured {s['measured'][0]} .. "
                 f"{s['measured'][1]}"
             )
+        if s["canary_ms_range"]:
+            lo, hi = s["canary_ms_range"]
+            print(f"  host drift: canary block {lo:.3f} .. {hi:.3f} ms ({hi / lo - 1:.1%} spread)")
+        else:
+            print("  host drift: not tracked (measured without a canary)")
         for dim, c in s["coverage"].items():
             print(f"  {dim:>10}: {c['min']:>6} .. {c['max']:<6} ({c['distinct']} distinct)")
     return 0
@@ -710,6 +742,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_ROOT), help="dataset root folder")
     p.add_argument("--flush-every", type=int, default=200, help="rows per Parquet shard")
+    p.add_argument(
+        "--canary-every",
+        type=int,
+        default=50,
+        help="time a reference block every N specs to track host drift (0: never)",
+    )
     p.add_argument("--adaptive", action="store_true", help="measure where --predictor errs")
     p.add_argument("--predictor", help="predictor folder for --adaptive")
     p.add_argument("--predictor-out", help="where the retrained predictor goes")

@@ -104,6 +104,9 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert "6 already stored, 2 to measure" in capsys.readouterr().err
     df = read_rows(out)
     assert len(df) == 8 and df["key"].is_unique and df["error"].isna().all()
+    assert df["canary_ms"].notna().all()  # host drift is tracked from the first row on
+    canary = (out / "unit" / "eager" / "canary.jsonl").read_text().splitlines()
+    assert len(canary) == 2 and json.loads(canary[0])["median_ms"] > 0  # one per run here
     runs = (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()
     assert len(runs) == 2 and json.loads(runs[0])["space"]["hidden"] == [32, 96]
     assert main(["dataset", "info", str(out), "--json"]) == 0
@@ -112,7 +115,7 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert info["coverage"]["hidden"]["min"] >= 32 and info["coverage"]["hidden"]["max"] <= 96
     assert main(["dataset", "info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "unit / eager" in text and "rows 8: 8 blocks" in text
+    assert "unit / eager" in text and "rows 8: 8 blocks" in text and "host drift: canary" in text
 
 
 def test_measure_json_prints_one_object() -> None:

@@ -29,6 +29,10 @@ from canao.space import ArchSpec, BlockSpec
 
 Spec = BlockSpec | ArchSpec
 
+#: measured at the start of a run and every ``--canary-every`` specs: a MiniLM-L6 layer; its
+#: latency over the run shows whether the host's speed moved (rows record the latest value)
+CANARY = BlockSpec(hidden=384, heads=12, head_dim=32, ffn=1536, seq_len=128)
+
 #: numerics tolerance by dtype, recorded with every row (outputs are of order 1)
 ATOL = {"float32": 1e-3, "float16": 2e-2, "bfloat16": 1e-1}
 
@@ -131,6 +135,7 @@ class RunResult:
     max_abs_err: float | None
     loadavg_1m: float
     fingerprint: dict[str, object]
+    canary_ms: float | None = None
 
     @property
     def atol(self) -> float:
@@ -179,6 +184,7 @@ class RunResult:
             "min_repeat_ms": self.cfg.min_repeat_ms,
             "max_cv": self.cfg.max_cv,
             "loadavg_1m": self.loadavg_1m,
+            "canary_ms": self.canary_ms,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **self.fingerprint,
         }

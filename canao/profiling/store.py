@@ -60,6 +60,7 @@ SCHEMA = pa.schema(
         ("min_repeat_ms", _F),
         ("max_cv", _F),
         ("loadavg_1m", _F),
+        ("canary_ms", _F),  # latest median of the run's canary block (host drift), if any
         ("timestamp", _S),
         ("device", _S),
         ("cpu_model", _S),
@@ -106,7 +107,7 @@ def read_rows(path: Path) -> pd.DataFrame:
             frames.append(pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas())
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    df = pd.concat(frames, ignore_index=True)
+    df = pd.concat(frames, ignore_index=True).reindex(columns=list(COLUMNS))
     return df.drop_duplicates(subset=["device", "backend", "key"], keep="first").reset_index(
         drop=True
     )

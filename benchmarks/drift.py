@@ -1,0 +1,73 @@
+"""Host drift during a measurement campaign, seen in the data itself.
+
+    .venv/bin/python benchmarks/drift.py [--data datasets_latency] [--bin 4min]
+
+For each backend, out-of-fold XGBoost predictions (5 folds) of every block row; the median
+ratio measured/predicted over time bins shows whether the host's speed moved while the rows
+were measured (the spec order is random with respect to time, so a trend is the machine, not
+the specs). Writes benchmarks/results/drift.md and drift.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from canao.predictors.adaptive import out_of_fold
+from canao.predictors.evaluation import blocks_xy, load_rows
+
+OUT = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
+    ap.add_argument("--backends", default="onnxruntime,eager")
+    ap.add_argument("--bin", default="4min")
+    args = ap.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = ["# Host drift during the measurement of the shipped blocks", ""]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for backend in args.backends.split(","):
+        df = load_rows(args.data, backend)
+        X, y = blocks_xy(df)
+        blocks = df[df["kind"] == "block"].reset_index(drop=True)
+        ratio = pd.Series(
+            y / out_of_fold(X, y, {"n_estimators": 400}, folds=5),
+            index=pd.to_datetime(blocks["timestamp"]),
+        ).sort_index()
+        g = ratio.resample(args.bin).agg(["median", "size"]).dropna()
+        lo, hi = g["median"].min(), g["median"].max()
+        lines += [
+            f"## {backend}: {len(y)} blocks, {g.index[0]:%H:%M} to {g.index[-1]:%H:%M} UTC",
+            "",
+            f"Median measured/predicted per {args.bin} bin ranges {lo:.3f} .. {hi:.3f} "
+            f"(a spread of {hi / lo - 1:.0%}).",
+            "",
+            "| bin (UTC) | rows | measured / predicted |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {t:%H:%M} | {int(r['size'])} | {r['median']:.3f} |" for t, r in g.iterrows()]
+        lines.append("")
+        ax.plot(g.index, g["median"], marker="o", label=backend)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_ylabel("median measured / out-of-fold predicted")
+    ax.set_xlabel("time of measurement (UTC)")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig.savefig(OUT / "drift.png", dpi=120)
+    lines.append("![drift](drift.png)")
+    (OUT / "drift.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
