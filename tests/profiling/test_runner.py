@@ -25,6 +25,9 @@ def test_hang_and_crash_become_error_rows_and_the_run_goes_on() -> None:
         runner.cfg = EvalConfig(**{**cfg.__dict__, "timeout_s": 3.0})
         hang = runner.run(_block(HANG))
         runner.cfg = cfg
+        assert runner._proc is None  # the hung worker was killed
+        after_hang = runner.run(_block(40))
+        assert after_hang.ok and runner._proc.pid != pid  # and replaced by a new one
         crash = runner.run(_block(CRASH))
         raised = runner.run(_block(RAISE))
         last = runner.run(_block(24))
@@ -32,7 +35,6 @@ def test_hang_and_crash_become_error_rows_and_the_run_goes_on() -> None:
     assert not crash.ok and crash.error == "worker crashed (exit code 3)"
     assert not raised.ok and "this spec does not build" in raised.error
     assert last.ok and last.measurement is not None
-    assert pid != runner._proc.pid if runner._proc else True
     for res in (hang, crash, raised):
         row = res.row()
         assert set(row) == set(COLUMNS)
