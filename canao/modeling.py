@@ -9,6 +9,8 @@ heterogeneous spec (per-layer heads and FFN widths; attention width may differ f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -38,19 +40,35 @@ class _SelfAttention(nn.Module):
         self.key = nn.Linear(hidden, width)
         self.value = nn.Linear(hidden, width)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, heads: int | None = None
+    ) -> torch.Tensor:
+        """``heads``: use only the first ``heads`` heads (elastic width; weights shared)."""
         b, s, _ = x.shape
+        h = self.heads if heads is None else heads
 
-        def split(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        def split(lin: nn.Linear) -> torch.Tensor:
+            t = lin(x) if heads is None else _rows(lin, x, h * self.head_dim)
+            return t.view(b, s, h, self.head_dim).transpose(1, 2)
 
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        q, k, v = split(self.query), split(self.key), split(self.value)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         if mask is not None:
             scores = scores + mask
         probs = torch.softmax(scores, dim=-1)
         ctx = torch.matmul(probs, v)
-        return ctx.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)
+        return ctx.transpose(1, 2).reshape(b, s, h * self.head_dim)
+
+
+def _rows(lin: nn.Linear, x: torch.Tensor, n: int) -> torch.Tensor:
+    """``lin(x)`` keeping only the first ``n`` outputs."""
+    bias = None if lin.bias is None else lin.bias[:n]
+    return F.linear(x, lin.weight[:n], bias)
+
+
+def _cols(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``lin`` applied to an input narrower than it: only the first ``x.shape[-1]`` inputs."""
+    return F.linear(x, lin.weight[:, : x.shape[-1]], lin.bias)
 
 
 class _Attention(nn.Module):
@@ -69,12 +87,23 @@ class EncoderLayer(nn.Module):
         self.intermediate = _Dense(hidden, ffn, norm=False)
         self.output = _Dense(ffn, hidden, norm=True)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        heads: int | None = None,
+        ffn: int | None = None,
+    ) -> torch.Tensor:
+        """``heads``/``ffn``: run only the first heads and FFN neurons (elastic width)."""
         att = self.attention
         assert att.output.LayerNorm is not None and self.output.LayerNorm is not None
-        a = att.output.dense(att.self(x, mask))
+        ctx = att.self(x, mask, heads)
+        a = att.output.dense(ctx) if heads is None else _cols(att.output.dense, ctx)
         x = att.output.LayerNorm(a + x)
-        y = self.output.dense(F.gelu(self.intermediate.dense(x)))
+        if ffn is None:
+            y = self.output.dense(F.gelu(self.intermediate.dense(x)))
+        else:
+            y = _cols(self.output.dense, F.gelu(_rows(self.intermediate.dense, x, ffn)))
         return self.output.LayerNorm(y + x)
 
 
@@ -138,15 +167,35 @@ class BertEncoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, pooled, _ = self.run(input_ids, attention_mask, token_type_ids)
+        return x, pooled
+
+    def run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        plan: Sequence[tuple[int, int | None, int | None]] | None = None,
+        keep_hidden: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Forward pass; ``plan`` = ``(layer index, heads, ffn)`` per layer to run (elastic
+        depth and width over shared weights; ``None`` = all layers, full width). Returns the
+        last hidden state, the pooled output and, if ``keep_hidden``, every layer's output."""
         x = self.embeddings(input_ids, token_type_ids)
         mask = None
         if attention_mask is not None:
             m = attention_mask[:, None, None, :].to(x.dtype)
             mask = (1.0 - m) * torch.finfo(x.dtype).min
-        for layer in self.encoder.layer:
-            x = layer(x, mask)
+        hidden: list[torch.Tensor] = []
+        steps = (
+            plan if plan is not None else [(i, None, None) for i in range(len(self.encoder.layer))]
+        )
+        for i, heads, ffn in steps:
+            x = self.encoder.layer[i](x, mask, heads, ffn)
+            if keep_hidden:
+                hidden.append(x)
         pooled = torch.tanh(self.pooler.dense(x[:, 0]))
-        return x, pooled
+        return x, pooled, hidden
 
 
 class BertClassifier(nn.Module):
@@ -169,6 +218,23 @@ class BertClassifier(nn.Module):
     ) -> torch.Tensor:
         _, pooled = self.bert(input_ids, attention_mask, token_type_ids)
         return self.classifier(pooled)
+
+    @property
+    def layers(self) -> list[EncoderLayer]:
+        """The encoder layers, typed."""
+        return [cast(EncoderLayer, x) for x in self.bert.encoder.layer]
+
+    def run_plan(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        plan: Sequence[tuple[int, int | None, int | None]] | None,
+        keep_hidden: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits (and per-layer hidden states) of the sub-network ``plan`` selects; see
+        :meth:`BertEncoder.run`."""
+        _, pooled, hidden = self.bert.run(input_ids, attention_mask, None, plan, keep_hidden)
+        return self.classifier(pooled), hidden
 
     def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(seed)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,3 +55,16 @@ def synthetic_blocks() -> tuple[list[BlockSpec], pd.DataFrame, np.ndarray]:
     space = BlockSpace(hidden=(64, 768), ffn=(128, 3072), seq_len=(8, 256), batch=(1, 2))
     specs = block_samples(space, 700, seed=5)
     return specs, features_from_specs(specs, threads=2), synthetic_ms(specs)
+
+
+@pytest.fixture(scope="session")
+def predictor(synthetic_blocks, tmp_path_factory) -> Path:
+    """A latency predictor folder trained on the synthetic device."""
+    from canao.predictors.predictor import LatencyPredictor
+
+    _, X, y = synthetic_blocks
+    path = tmp_path_factory.mktemp("pred") / "p"
+    LatencyPredictor(n_estimators=200).fit(X, y).save(
+        path, {"backend": "synthetic", "device": "synthetic-dev", "threads": [2]}
+    )
+    return path

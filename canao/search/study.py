@@ -99,6 +99,7 @@ class SearchJob:
     ffn_step: int
     predictor: str  # folder written by `canao train`
     accuracy: str = "capacity-proxy"
+    elastic: str | None = None  # elastic base folder, for the inherited accuracy
 
     def space(self) -> SearchSpace:
         from canao.space import ArchSpec
@@ -107,11 +108,12 @@ class SearchJob:
 
     def objective(self) -> Objective:
         from canao.predictors.predictor import LatencyPredictor
-        from canao.search.accuracy import ESTIMATORS
+        from canao.search.accuracy import make_estimator
 
         space = self.space()
         predictor = LatencyPredictor.load(Path(self.predictor))
-        return Objective(space, ESTIMATORS[self.accuracy](space.base), predictor, self.cfg)
+        estimator = make_estimator(self.accuracy, space.base, self.elastic)
+        return Objective(space, estimator, predictor, self.cfg)
 
 
 class Objective:

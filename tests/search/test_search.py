@@ -7,7 +7,6 @@ import optuna
 import pytest
 
 from canao.cli import main
-from canao.predictors.predictor import LatencyPredictor
 from canao.search.accuracy import CapacityProxy
 from canao.search.results import finalists, front, pareto_mask, trials_frame
 from canao.search.space import SearchSpace
@@ -15,16 +14,6 @@ from canao.search.study import SearchConfig, SearchJob, open_storage, run_search
 from canao.space import ArchSpec, load_arch
 
 BASE = ArchSpec.named("minilm-l6-h384")
-
-
-@pytest.fixture(scope="module")
-def predictor(synthetic_blocks, tmp_path_factory) -> Path:
-    _, X, y = synthetic_blocks
-    path = tmp_path_factory.mktemp("pred") / "p"
-    LatencyPredictor(n_estimators=200).fit(X, y).save(
-        path, {"backend": "synthetic", "device": "synthetic-dev", "threads": [2]}
-    )
-    return path
 
 
 def _job(predictor: Path, **kw) -> SearchJob:
@@ -128,6 +117,8 @@ def test_cli_search_writes_finalists(predictor, tmp_path, capsys) -> None:
         str(out),
         "--top-k",
         "3",
+        "--accuracy",
+        "capacity-proxy",
         "--json",
     ]
     assert main(argv) == 0
