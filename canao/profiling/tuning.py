@@ -1,0 +1,230 @@
+"""MetaSchedule tuning: one database of tuned operator workloads per device and target.
+
+A BERT block imported to Relax fuses into a handful of operator workloads (the QKV and FFN
+matmuls with their bias/GELU epilogues, the batched attention matmuls, softmax, layer norms).
+A workload is identified by the structural hash of its TIR, so every block that shares a
+shape shares its tuned schedule. The planner enumerates the distinct workloads of a grid of
+blocks, says how long tuning them will take, and tunes each one once; records are committed to
+the JSON database as they are found, so a killed run keeps what it had and the next run skips
+the workloads that have records. A block whose workloads all have records compiles in about a
+second; one that lacks any is reported untuned (never silently mixed into a tuned dataset).
+
+Traps of apache-tvm 0.27 handled here (see DESIGN notes): tasks come only after the ``zero``
+pipeline; the target needs ``num-cores``; the default builder's 30 s import of
+``tvm.s_tir.tensor_intrin`` makes every build time out, so builds use :func:`build_func`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canao.space import BlockSpec
+
+#: seconds one trial costs on this machine kind (MetaSchedule, 2 cores; measured: 15 tasks x 64
+#: trials in 398 s), used for the estimate printed before tuning starts
+SECONDS_PER_TRIAL = 0.42
+
+
+@dataclass(frozen=True)
+class WorkloadGrid:
+    """The quantised block grid the search uses: every block of it has tuned workloads.
+
+    Written down once: hidden and attention width in steps of 64 (head width 32 or 64), FFN in
+    steps of 128, seq_len from a short list, batch 1.
+    """
+
+    hidden: tuple[int, ...] = (384,)
+    heads: tuple[int, ...] = tuple(range(1, 13))
+    head_dim: tuple[int, ...] = (32,)
+    ffn: tuple[int, ...] = tuple(range(128, 1537, 128))
+    seq_len: tuple[int, ...] = (128,)
+    batch: tuple[int, ...] = (1,)
+
+    def blocks(self) -> list[BlockSpec]:
+        return [
+            BlockSpec(h, n, d, f, s, b)
+            for h, n, d, f, s, b in itertools.product(
+                self.hidden, self.heads, self.head_dim, self.ffn, self.seq_len, self.batch
+            )
+        ]
+
+    def contains(self, spec: BlockSpec) -> bool:
+        return (
+            spec.hidden in self.hidden
+            and spec.heads in self.heads
+            and spec.head_dim in self.head_dim
+            and spec.ffn in self.ffn
+            and spec.seq_len in self.seq_len
+            and spec.batch in self.batch
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkloadGrid:
+        d = json.loads(text)
+        return cls(**{k: tuple(int(x) for x in v) for k, v in d.items()})
+
+
+def fused_module(spec: Any, target: Any) -> Any:
+    """The spec's Relax module after the ``zero`` pipeline (where tasks can be extracted)."""
+    from tvm import relax
+
+    from canao.profiling.backends.tvm import import_relax
+
+    mod, _ = import_relax(spec)
+    with target:
+        return relax.get_pipeline("zero")(mod)
+
+
+@dataclass
+class Workload:
+    key: str  # structural hash of the TIR
+    name: str
+    mod: Any  # the task's IRModule (dispatched)
+    weight: float
+    blocks: list[BlockSpec] = field(default_factory=list)
+
+
+def extract_workloads(spec: Any, target: Any) -> list[Workload]:
+    import tvm_ffi
+    from tvm.s_tir import meta_schedule as ms
+
+    tasks = ms.relax_integration.extract_tasks(fused_module(spec, target), target)
+    out = []
+    for t in tasks:
+        mod = t.dispatched[0]
+        key = f"{tvm_ffi.structural_hash(mod) & 0xFFFFFFFFFFFFFFFF:016x}"
+        out.append(Workload(key, t.task_name, mod, float(t.weight)))
+    return out
+
+
+class TuningDatabase:
+    """MetaSchedule's JSON database in ``folder`` (workloads + tuning records, append-only)."""
+
+    def __init__(self, folder: Path) -> None:
+        from tvm.s_tir import meta_schedule as ms
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.db = ms.database.JSONDatabase(
+            path_workload=str(folder / "database_workload.json"),
+            path_tuning_record=str(folder / "database_tuning_record.json"),
+            allow_missing=True,
+        )
+
+    def tuned(self, w: Workload, target: Any) -> bool:
+        return bool(self.db.query_tuning_record(w.mod, target, w.name) is not None)
+
+    def __len__(self) -> int:
+        return len(self.db)
+
+
+def plan(
+    specs: Iterable[Any], target: Any, db: TuningDatabase | None = None, progress: bool = False
+) -> tuple[list[Workload], list[Workload]]:
+    """Distinct workloads of ``specs``: ``(to_tune, already_tuned)``."""
+    from tqdm import tqdm
+
+    seen: dict[str, Workload] = {}
+    specs = list(specs)
+    for spec in tqdm(specs, desc="extracting workloads", unit="spec", disable=not progress):
+        for w in extract_workloads(spec, target):
+            if w.key not in seen:
+                seen[w.key] = w
+            if isinstance(spec, BlockSpec):
+                seen[w.key].blocks.append(spec)
+    todo: list[Workload] = []
+    done: list[Workload] = []
+    for w in seen.values():
+        (done if db is not None and db.tuned(w, target) else todo).append(w)
+    return todo, done
+
+
+def estimate_seconds(n_workloads: int, trials: int) -> float:
+    return n_workloads * trials * SECONDS_PER_TRIAL
+
+
+def build_func(mod: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's default build without its 30 s ``tensor_intrin`` import (unused on CPU
+    without tensorisation), so builds finish inside the builder's timeout."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm_build(mod, target=target)
+
+
+def tune_workload(
+    w: Workload, db: TuningDatabase, target: Any, trials: int, work_dir: Path, seed: int = 0
+) -> float:
+    """Tune one workload; its records go to ``db`` as they are found. Returns seconds spent."""
+    from tvm.s_tir import meta_schedule as ms
+
+    t0 = time.perf_counter()
+    threads = int(target.attrs.get("num-cores", 2))
+    os.environ.setdefault("TVM_NUM_THREADS", str(threads))
+    ctx = ms.TuneContext(
+        mod=w.mod,
+        target=target,
+        space_generator="post-order-apply",
+        search_strategy="evolutionary",
+        task_name=w.name,
+        rand_state=seed,
+        num_threads=threads,
+    ).clone()
+    ms.tune.tune_tasks(
+        tasks=[ctx],
+        task_weights=[1.0],
+        work_dir=str(work_dir),
+        max_trials_global=trials,
+        num_trials_per_iter=min(64, trials),
+        builder=ms.builder.LocalBuilder(f_build=build_func, max_workers=threads, timeout_sec=60),
+        runner=ms.runner.LocalRunner(
+            evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=20)
+        ),
+        database=db.db,
+    )
+    return time.perf_counter() - t0
+
+
+def compile_tuned(spec: Any, target: Any, db: TuningDatabase) -> tuple[Any, tuple, list[str]]:
+    """Compile ``spec`` from the database: ``(executable, inputs, untuned workload names)``.
+
+    The executable is built whatever is missing; callers refuse it if the list is not empty."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from canao.profiling.backends.tvm import import_relax
+
+    mod, inputs = import_relax(spec)
+    missing = [w.name for w in extract_workloads(spec, target) if not db.tuned(w, target)]
+    ex = ms.relax_integration.compile_relax(db.db, mod, target, params=None)
+    return ex, inputs, missing
+
+
+def tune_specs(
+    specs: Sequence[Any],
+    db: TuningDatabase,
+    target: Any,
+    trials: int,
+    work_dir: Path,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Plan, print the estimate, tune every missing workload with a progress bar."""
+    from tqdm import tqdm
+
+    todo, done = plan(specs, target, db, progress=True)
+    est = estimate_seconds(len(todo), trials)
+    log(
+        f"{len(todo) + len(done)} distinct workloads in {len(specs)} specs: {len(done)} tuned "
+        f"already, {len(todo)} to tune at {trials} trials each: about {est / 60:.0f} min"
+    )
+    spent = 0.0
+    for w in tqdm(todo, desc="tuning", unit="workload"):
+        spent += tune_workload(w, db, target, trials, work_dir / w.key)
+    return {"workloads": len(todo) + len(done), "tuned_now": len(todo), "seconds": spent}

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from canao.space import BlockSpec
+
+pytest.importorskip("tvm")
+
+
+@pytest.mark.slow
+def test_plan_tune_and_resume_from_the_database(tmp_path) -> None:
+    """Distinct workloads are shared between blocks; a tuned workload is kept in the JSON
+    database and found again by a fresh database object (a new process would do the same)."""
+    from canao.profiling.backends.tvm import host_target
+    from canao.profiling.tuning import (
+        TuningDatabase,
+        WorkloadGrid,
+        compile_tuned,
+        plan,
+        tune_workload,
+    )
+
+    os.environ.setdefault("TVM_NUM_THREADS", "2")
+    target = host_target(2)
+    a, b = BlockSpec(64, 2, 32, 128, 16), BlockSpec(64, 2, 32, 256, 16)
+    db = TuningDatabase(tmp_path / "db")
+    todo, done = plan([a], target, db)
+    both, _ = plan([a, b], target, db)
+    assert not done and 10 <= len(todo) < len(both) < 2 * len(todo)  # FFN width changes a few
+    matmul = next(w for w in todo if "matmul" in w.name and w.blocks == [a])
+    tune_workload(matmul, db, target, trials=4, work_dir=tmp_path / "work")
+    again = TuningDatabase(tmp_path / "db")
+    todo2, done2 = plan([a], target, again)
+    assert [w.key for w in done2] == [matmul.key] and len(todo2) == len(todo) - 1
+    _, _, missing = compile_tuned(a, target, again)
+    assert matmul.name not in missing and len(missing) == len(todo) - 1
+    grid = WorkloadGrid()
+    assert len(grid.blocks()) == 144 and grid.contains(BlockSpec(384, 7, 32, 640, 128))
+    assert not grid.contains(BlockSpec(384, 7, 32, 650, 128))
