@@ -6,10 +6,12 @@
 Needs the teacher, the elastic base and (optionally) the supernet:
 ``canao compress finetune``, ``canao compress rewire``, ``canao compress supernet``.
 
-1. A grid of sub-networks (depth 1..6 x uniform width 2..12 heads with FFN = 128 x heads):
+1. A grid of sub-networks (depth 1..6 x uniform width 2..12 heads with FFN = 128 x heads, plus
+   four shapes just under one third of the FLOPs):
    FLOPs, dev accuracy with inherited weights from the rewired teacher and from the supernet,
    and whole-model latency measured on this machine (seq_len 128, batch 1).
-2. ``--distill K`` of them, spread over FLOPs, distilled from the teacher (logits + hidden
+2. ``--distill K`` of them (the best inherited one under 1/3 FLOPs, the rest spread over
+   FLOPs), distilled from the teacher (logits + hidden
    states): test accuracy, and how well inherited accuracy ranks them (Kendall tau).
 3. The goal: a sub-network with at most one third of the teacher's FLOPs within 1.0 point of
    its test accuracy after distillation.
@@ -53,6 +55,20 @@ def grid(base: ArchSpec) -> list[ArchSpec]:
     return archs
 
 
+def third_candidates(base: ArchSpec) -> list[ArchSpec]:
+    """Uniform shapes at just under one third of the base's FLOPs (the goal's bound): the
+    grid's 1/3 points with the last layer's FFN one step narrower."""
+    head_dim = base.layers[0].head_dim
+    out = []
+    for depth, heads in ((2, 12), (3, 8), (4, 6), (6, 4)):
+        layer = LayerSpec(heads, head_dim, 128 * heads)
+        last = LayerSpec(heads, head_dim, 128 * heads - 128)
+        layers = (layer,) * (depth - 1) + (last,)
+        out.append(dataclasses.replace(base, layers=layers, name=f"L{depth}-H{heads}-third"))
+    assert all(a.flops <= base.flops / 3 for a in out)
+    return out
+
+
 def measure(archs: list[ArchSpec], backend: str, cache: Path) -> dict[str, float]:
     from canao.profiling.fingerprint import resolve_device
     from canao.profiling.measurement import EvalConfig
@@ -88,7 +104,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--task", default="mr")
-    ap.add_argument("--distill", type=int, default=6, help="sub-networks to distil")
+    ap.add_argument("--distill", type=int, default=5, help="sub-networks to distil")
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--no-measure", action="store_true")
@@ -103,7 +119,7 @@ def main() -> None:
     }
     bases = {k: v for k, v in bases.items() if is_model_dir(v)}
     elastic = ElasticBase.load(bases["rewired"])
-    archs = grid(elastic.spec)
+    archs = grid(elastic.spec) + third_candidates(elastic.spec)
     rows = [
         {
             "name": a.name,
@@ -125,7 +141,10 @@ def main() -> None:
     task = load_task(args.task)
     source = ElasticBase.load(bases.get("supernet", bases["rewired"]))
     cfg = TrainConfig(epochs=args.epochs)
-    for name in spread(df, args.distill):
+    last = "inherited_supernet" if "inherited_supernet" in df else "inherited_rewired"
+    third = df[df["name"].str.endswith("-third")]
+    goal = str(third.sort_values(last).iloc[-1]["name"])  # best inherited at <= 1/3 FLOPs
+    for name in [goal, *spread(df[~df["name"].str.endswith("-third")], args.distill - 1)]:
         arch = next(a for a in archs if a.name == name)
         out = runs / "distilled" / name
         if not is_model_dir(out):

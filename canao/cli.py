@@ -78,6 +78,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from canao.profiling.backends import backend_class
     from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
     from canao.profiling.store import LatencyStore, StoreLockedError
+    from canao.profiling.tuning import grid_samples
     from canao.space import SpecError
 
     _check_backend(args.backend)
@@ -92,6 +93,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 BlockSpace.from_file(args.space_config) if args.space_config else BlockSpace()
             )
             specs: list[Any] = block_samples(space_cfg, args.samples, args.seed)
+        elif args.space == "grid":
+            space_cfg = _grid(args.space_config)
+            specs = grid_samples(space_cfg, args.samples, args.seed)
         else:
             if args.space_config:
                 raise UsageError("--space-config sets block bounds; it does not apply to models")
@@ -233,6 +237,68 @@ def _append_run_log(path: Path, args: argparse.Namespace, cfg: Any, space: Any) 
     }
     with open(path / "runs.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+# -- canao tune -------------------------------------------------------------------------------
+def _grid(path: Path | None) -> Any:
+    from canao.profiling.tuning import WorkloadGrid
+
+    if path is None:
+        return WorkloadGrid()
+    try:
+        return WorkloadGrid.from_json(path.read_text())
+    except (OSError, ValueError, TypeError) as e:
+        raise UsageError(f"--grid {path}: not a grid JSON ({e})") from None
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Tune every workload of the grid that the device's database lacks (resumable)."""
+    from dataclasses import asdict as _asdict
+
+    from canao.profiling.backends.tvm import default_tuning_dir, host_target
+    from canao.profiling.tuning import TuningDatabase, estimate_seconds, plan, tune_workload
+
+    if args.trials < 1:
+        raise UsageError("--trials must be >= 1")
+    device = _device(args.device)
+    if device != _device("host"):
+        raise UsageError("canao tune runs on this host; remote devices tune through their own")
+    grid = _grid(args.grid)
+    folder = Path(args.db) if args.db else default_tuning_dir(device)
+    target = host_target(args.threads)
+    db = TuningDatabase(folder)
+    (folder / "grid.json").write_text(json.dumps(_asdict(grid), indent=1) + "\n")
+    specs = grid.blocks()
+    todo, done = plan(specs, target, db, progress=True)
+    est = estimate_seconds(len(todo), args.trials)
+    summary = {
+        "device": device,
+        "database": str(folder),
+        "blocks": len(specs),
+        "workloads": len(todo) + len(done),
+        "tuned": len(done),
+        "to_tune": len(todo),
+        "trials_per_workload": args.trials,
+        "estimate_min": round(est / 60, 1),
+    }
+    print(
+        f"canao tune: {len(specs)} blocks, {summary['workloads']} distinct workloads, "
+        f"{len(done)} tuned already, {len(todo)} to tune x {args.trials} trials: "
+        f"about {est / 60:.0f} min",
+        file=sys.stderr,
+    )
+    if not args.dry_run and todo:
+        from tqdm import tqdm
+
+        spent = 0.0
+        bar = tqdm(todo, desc="tuning", unit="workload")
+        for w in bar:
+            bar.set_postfix(workload=w.name[:30])
+            spent += tune_workload(w, db, target, args.trials, folder / "work" / w.key)
+        summary["tuning_s"] = round(spent, 1)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
 
 
 # -- canao measure -----------------------------------------------------------------------------
@@ -775,8 +841,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="measure many block or model specs into the store")
     p.add_argument("--backend", required=True, help="eager, onnxruntime or tvm-untuned")
     p.add_argument("--samples", type=int, default=50, help="specs in the design (prefix-stable)")
-    p.add_argument("--space", choices=("blocks", "models"), default="blocks")
-    p.add_argument("--space-config", type=Path, help="JSON with BlockSpace bounds")
+    p.add_argument(
+        "--space",
+        choices=("blocks", "models", "grid"),
+        default="blocks",
+        help="blocks: space-filling design; grid: the tuned workload grid (for --backend tvm)",
+    )
+    p.add_argument(
+        "--space-config", type=Path, help="JSON with BlockSpace bounds, or the grid's values"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_ROOT), help="dataset root folder")
     p.add_argument("--flush-every", type=int, default=200, help="rows per Parquet shard")
@@ -873,6 +946,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/search")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("tune", help="tune the TVM workloads of a block grid (MetaSchedule)")
+    p.add_argument("--device", default="host")
+    p.add_argument("--grid", type=Path, help="grid JSON (default: the search grid, see README)")
+    p.add_argument("--trials", type=int, default=64, help="MetaSchedule trials per workload")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--db", help="tuning database folder (default datasets_latency/DEVICE/tvm/tuning)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="plan and estimate only")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune)
 
     from canao.compress.commands import add_parser as add_compress
 

@@ -71,6 +71,15 @@ class WorkloadGrid:
         return cls(**{k: tuple(int(x) for x in v) for k, v in d.items()})
 
 
+def grid_samples(grid: WorkloadGrid, n: int, seed: int = 0) -> list[BlockSpec]:
+    """The first ``n`` blocks of the grid in a seeded order (prefix-stable)."""
+    import numpy as np
+
+    blocks = grid.blocks()
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    return [blocks[i] for i in order[:n]]
+
+
 def fused_module(spec: Any, target: Any) -> Any:
     """The spec's Relax module after the ``zero`` pipeline (where tasks can be extracted)."""
     from tvm import relax

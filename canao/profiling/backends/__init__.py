@@ -11,6 +11,7 @@ from canao.profiling.backends._base import Artifact, Backend, BuildResult, Spec
 BACKENDS: dict[str, str] = {
     "eager": "canao.profiling.backends.eager:EagerBackend",
     "onnxruntime": "canao.profiling.backends.onnxruntime:OnnxRuntimeBackend",
+    "tvm": "canao.profiling.backends.tvm:TvmBackend",
     "tvm-untuned": "canao.profiling.backends.tvm:TvmUntunedBackend",
     "inductor": "canao.profiling.backends.inductor:InductorBackend",
 }

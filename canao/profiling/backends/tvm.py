@@ -126,3 +126,71 @@ class TvmUntunedBackend(Backend):
         import tvm
 
         return {"tvm": tvm.__version__}
+
+
+class UntunedWorkloadError(RuntimeError):
+    """A spec needs workloads that the tuning database does not have."""
+
+
+def default_tuning_dir(device: str | None = None) -> Path:
+    """``$CANAO_TVM_DB``, else ``datasets_latency/<device>/tvm/tuning`` (this host by default)."""
+    env = os.environ.get("CANAO_TVM_DB")
+    if env:
+        return Path(env)
+    from canao.profiling.fingerprint import resolve_device
+
+    return Path("datasets_latency") / resolve_device(device or "host") / "tvm" / "tuning"
+
+
+class TvmBackend(TvmUntunedBackend):
+    """TVM Relax compiled with the device's MetaSchedule tuning database.
+
+    A spec whose workloads are all in the database compiles in about a second. One that is
+    missing any is tuned first when ``tune_trials`` > 0 (``$CANAO_TVM_TUNE_TRIALS``), and
+    otherwise fails with :class:`UntunedWorkloadError` (an error row): an untuned build is never
+    mixed into a tuned dataset.
+    """
+
+    name = "tvm"
+    compiled = True
+    label = "TVM Relax + MetaSchedule tuning records"
+
+    def __init__(
+        self,
+        threads: int = 2,
+        target: Any = None,
+        tuning_dir: Path | None = None,
+        tune_trials: int | None = None,
+    ) -> None:
+        super().__init__(threads, target)
+        self.tuning_dir = tuning_dir or default_tuning_dir()
+        env_trials = os.environ.get("CANAO_TVM_TUNE_TRIALS", "0")
+        self.tune_trials = int(env_trials) if tune_trials is None else tune_trials
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        from canao.profiling.tuning import TuningDatabase
+
+        if self._db is None:
+            self._db = TuningDatabase(self.tuning_dir)
+        return self._db
+
+    def compile(self, spec: Spec) -> tuple[Any, tuple[np.ndarray, ...]]:
+        from canao.profiling.tuning import compile_tuned, plan, tune_workload
+
+        ex, inputs, missing = compile_tuned(spec, self.tvm_target, self.db)
+        if missing and self.tune_trials > 0:
+            todo, _ = plan([spec], self.tvm_target, self.db)
+            for w in todo:
+                tune_workload(
+                    w, self.db, self.tvm_target, self.tune_trials, self.tuning_dir / "work"
+                )
+            ex, inputs, missing = compile_tuned(spec, self.tvm_target, self.db)
+        if missing:
+            raise UntunedWorkloadError(
+                f"untuned: {len(missing)} workloads not in {self.tuning_dir} "
+                f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                "run `canao tune` for this spec's grid"
+            )
+        return ex, inputs
