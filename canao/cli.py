@@ -294,7 +294,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         bar = tqdm(todo, desc="tuning", unit="workload")
         for w in bar:
             bar.set_postfix(workload=w.name[:30])
-            spent += tune_workload(w, db, target, args.trials, folder / "work" / w.key)
+            spent += tune_workload(w, db, target, args.trials, Path("runs") / "tune" / w.key)
         summary["tuning_s"] = round(spent, 1)
     if args.json:
         print(json.dumps(summary))

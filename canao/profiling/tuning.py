@@ -170,14 +170,24 @@ def build_func(mod: Any, target: Any, _params: Any) -> Any:
 
 
 def tune_workload(
-    w: Workload, db: TuningDatabase, target: Any, trials: int, work_dir: Path, seed: int = 0
+    w: Workload,
+    db: TuningDatabase,
+    target: Any,
+    trials: int,
+    work_dir: Path,
+    seed: int = 0,
+    keep: int = 3,
 ) -> float:
-    """Tune one workload; its records go to ``db`` as they are found. Returns seconds spent."""
+    """Tune one workload in ``work_dir`` (its own database and logs), then commit its best
+    ``keep`` records to ``db``: the shared database stays small and only ever gains finished
+    workloads. Returns the seconds spent."""
     from tvm.s_tir import meta_schedule as ms
 
     t0 = time.perf_counter()
     threads = int(target.attrs.get("num-cores", 2))
     os.environ.setdefault("TVM_NUM_THREADS", str(threads))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scratch = ms.database.JSONDatabase(work_dir=str(work_dir))
     ctx = ms.TuneContext(
         mod=w.mod,
         target=target,
@@ -197,8 +207,16 @@ def tune_workload(
         runner=ms.runner.LocalRunner(
             evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=20)
         ),
-        database=db.db,
+        database=scratch,
     )
+    best = scratch.get_top_k(scratch.commit_workload(w.mod), keep)
+    if not best:
+        raise RuntimeError(f"tuning {w.name} found no valid schedule in {trials} trials")
+    workload = db.db.commit_workload(w.mod)
+    for rec in best:
+        db.db.commit_tuning_record(
+            ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info)
+        )
     return time.perf_counter() - t0
 
 

@@ -30,7 +30,7 @@ def tiny_tuning_db(tmp_path_factory):
     db, target = TuningDatabase(folder), host_target(2)
     todo, _ = plan([BlockSpec(hidden=64, heads=2, head_dim=32, ffn=128, seq_len=16)], target, db)
     for w in todo:
-        tune_workload(w, db, target, trials=1, work_dir=folder / "work")
+        tune_workload(w, db, target, trials=1, work_dir=folder / "work" / w.key)
     return folder
 
 

@@ -31,6 +31,7 @@ def test_plan_tune_and_resume_from_the_database(tmp_path) -> None:
     assert not done and 10 <= len(todo) < len(both) < 2 * len(todo)  # FFN width changes a few
     matmul = next(w for w in todo if "matmul" in w.name and w.blocks == [a])
     tune_workload(matmul, db, target, trials=4, work_dir=tmp_path / "work")
+    assert 1 <= len(db) <= 3  # only the best records reach the shared database
     again = TuningDatabase(tmp_path / "db")
     todo2, done2 = plan([a], target, again)
     assert [w.key for w in done2] == [matmul.key] and len(todo2) == len(todo) - 1

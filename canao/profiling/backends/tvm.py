@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +185,9 @@ class TvmBackend(TvmUntunedBackend):
         if missing and self.tune_trials > 0:
             todo, _ = plan([spec], self.tvm_target, self.db)
             for w in todo:
-                tune_workload(
-                    w, self.db, self.tvm_target, self.tune_trials, self.tuning_dir / "work"
-                )
+                work = Path(tempfile.mkdtemp(prefix="canao-tune-"))
+                tune_workload(w, self.db, self.tvm_target, self.tune_trials, work)
+                shutil.rmtree(work, ignore_errors=True)
             ex, inputs, missing = compile_tuned(spec, self.tvm_target, self.db)
         if missing:
             raise UntunedWorkloadError(
