@@ -196,7 +196,7 @@ def write(df: pd.DataFrame, tmeta: dict, args: argparse.Namespace, bases: dict, 
             verdict = "met" if gap <= 1.0 else "NOT met"
             lines.append(
                 f"- Goal (<= 1/3 FLOPs within 1.0 pt of the teacher's test accuracy): {verdict}: "
-                f"{best['name']} at {best['flops_ratio']:.2f}x FLOPs, {gap:+.1f} pt below"
+                f"{best['name']} at {best['flops_ratio']:.3f}x FLOPs, {-gap:+.1f} pt vs the teacher"
             )
         lines.append("")
     lines += [

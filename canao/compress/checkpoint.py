@@ -60,12 +60,14 @@ def save_model(folder: Path, model: BertClassifier, meta: dict[str, Any]) -> Non
     write_json(folder / "meta.json", meta)
 
 
-def is_model_dir(folder: Path) -> bool:
+def is_model_dir(folder: Path | str) -> bool:
+    folder = Path(folder)
     return all((folder / f).is_file() for f in ("model.safetensors", "arch.json", "meta.json"))
 
 
-def load_model(folder: Path) -> tuple[BertClassifier, dict[str, Any]]:
+def load_model(folder: Path | str) -> tuple[BertClassifier, dict[str, Any]]:
     """A model folder back as an eval-mode ``BertClassifier`` and its meta."""
+    folder = Path(folder)
     if not is_model_dir(folder):
         raise CheckpointError(
             f"{folder} is not a model folder (needs model.safetensors, arch.json, meta.json)"

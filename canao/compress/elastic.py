@@ -97,13 +97,14 @@ class ElasticBase:
         save_model(folder, self.model, {**self.meta, "layer_order": list(self.layer_order)})
 
     @classmethod
-    def load(cls, folder: Path) -> ElasticBase:
+    def load(cls, folder: Path | str) -> ElasticBase:
         model, meta = load_model(folder)
         if "layer_order" not in meta:
             raise CheckpointError(
                 f"{folder} is not an elastic base (no layer_order); make one with "
                 "`canao compress rewire`"
             )
+        meta["path"] = str(folder)
         return cls(model, tuple(int(i) for i in meta["layer_order"]), meta)
 
 
