@@ -38,19 +38,9 @@ class TvmModel:
 
     def time(self, cfg: EvalConfig, seq_len: int) -> tuple[list[float], int]:
         ids, mask = (t.numpy() for t in example_inputs(seq_len, n_tokens=seq_len // 2))
-        args = self._args(ids, mask)
-        for _ in range(cfg.warmup):
-            self.vm["main"](*args)
-        number = cfg.number or 1
-        f = self.vm.time_evaluator(
-            "main",
-            self.dev,
-            number=number,
-            repeat=cfg.repeat,
-            min_repeat_ms=int(cfg.min_repeat_ms) if cfg.number == 0 else 0,
-        )
-        res = f(*args)
-        return [float(s) * 1e3 for s in res.results], number
+        from canao.profiling.backends.tvm import vm_time
+
+        return vm_time(self.vm, self.dev, self._args(ids, mask), cfg)
 
 
 class OrtModel:

@@ -67,18 +67,24 @@ class TvmArtifact(Artifact):
         return np.asarray(self.vm["main"](*self.args).numpy())
 
     def time(self, cfg: EvalConfig) -> tuple[list[float], int]:
-        for _ in range(cfg.warmup):
-            self.run()
-        number = cfg.number or 1
-        f = self.vm.time_evaluator(
-            "main",
-            self.dev,
-            number=number,
-            repeat=cfg.repeat,
-            min_repeat_ms=int(cfg.min_repeat_ms) if cfg.number == 0 else 0,
-        )
-        res = f(*self.args)
-        return [float(s) * 1e3 for s in res.results], number
+        return vm_time(self.vm, self.dev, self.args, cfg)
+
+
+def vm_time(vm: Any, dev: Any, args: list[Any], cfg: EvalConfig) -> tuple[list[float], int]:
+    """Time ``vm["main"](*args)`` on its device with TVM's evaluator, as ``cfg`` says: samples
+    in ms (each at least ``min_repeat_ms`` when ``cfg.number`` is 0) and runs per sample."""
+    for _ in range(cfg.warmup):
+        vm["main"](*args)
+    number = cfg.number or 1
+    f = vm.time_evaluator(
+        "main",
+        dev,
+        number=number,
+        repeat=cfg.repeat,
+        min_repeat_ms=int(cfg.min_repeat_ms) if cfg.number == 0 else 0,
+    )
+    res = f(*args)
+    return [float(s) * 1e3 for s in res.results], number
 
 
 class TvmUntunedBackend(Backend):
