@@ -938,7 +938,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     os.environ.setdefault("TVM_NUM_THREADS", "2")
+    # library deprecation chatter that says nothing to a canao user
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="build is deprecated", category=DeprecationWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -174,7 +174,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(table([r for r in rows if r.get("kind") != "reference"]))
         flagged = [r["name"] for r in rows if r.get("flagged")]
         print(
-            f"\n{len(rows)} finalists verified; "
+            f"\n{sum(r.get('kind') != 'reference' for r in rows)} finalists verified; "
             + (f"FLAGGED (prediction off by > 10%): {', '.join(flagged)}; " if flagged else "")
             + f"rows appended to {out / 'verify.jsonl'}",
             file=sys.stderr,

@@ -68,14 +68,15 @@ class WorkloadGrid:
         )
 
     def head_specs(self) -> list[ArchSpec]:
-        """1-layer models, one per (hidden, heads, head_dim, seq_len, batch): what whole models
+        """2-layer models, one per (hidden, heads, head_dim, seq_len, batch): what whole models
         add to the blocks (embeddings, pooler, classifier; with an attention mask, as deployed
-        by ``canao compile``, the masked softmax of each head count), so that ``canao tune``
+        by ``canao compile``, the mask's preparation and the masked scores of each head count,
+        which fuse differently when more than one layer uses the mask), so that ``canao tune``
         covers the grid's whole models too."""
         return [
             ArchSpec(
                 hidden=h,
-                layers=(LayerSpec(n, d, self.ffn[0]),),
+                layers=(LayerSpec(n, d, self.ffn[0]),) * 2,
                 seq_len=s,
                 batch=b,
                 name=f"grid-head-h{h}-n{n}-d{d}-s{s}-b{b}",

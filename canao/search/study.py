@@ -1,5 +1,6 @@
 """The search: an Optuna study whose trials are ArchSpecs scored by an accuracy estimate and a
-predicted latency; the latency budget is a ``constraints_func`` (<= 0 is feasible).
+predicted latency; the latency budget is a constraint (``predicted ms - budget <= 0`` is
+feasible; Optuna 5's ``Trial.set_constraint``, which replaced ``constraints_func``).
 
 Modes: ``max-acc`` (maximise accuracy; infeasible trials are never the best) and ``pareto``
 (maximise accuracy, minimise predicted latency; NSGA-II or TPE, both constraint-aware). The
@@ -47,21 +48,16 @@ class SearchConfig:
             raise ValueError("nsga2 is multi-objective: use it with --mode pareto")
 
 
-def constraints(trial: Any) -> tuple[float]:
-    """``predicted_ms - budget``: <= 0 is feasible (read back from the trial's attributes)."""
-    return (float(trial.user_attrs["constraint"]),)
-
-
 def make_sampler(cfg: SearchConfig, worker: int = 0) -> Any:
     import optuna
 
     seed = cfg.seed + worker
     if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(
-        seed=seed, constraints_func=constraints, multivariate=True, n_startup_trials=20
+        seed=seed, multivariate=True, n_startup_trials=20
     )
 
 
@@ -135,6 +131,7 @@ class Objective:
         trial.set_user_attr("params", arch.params)
         trial.set_user_attr("arch", arch.to_json())
         trial.set_user_attr("constraint", ms - self.cfg.budget_ms)
+        trial.set_constraint("latency", ms - self.cfg.budget_ms)  # what the samplers read
         return acc if self.cfg.mode == "max-acc" else (acc, ms)
 
 

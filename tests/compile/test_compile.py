@@ -202,3 +202,33 @@ def test_cross_needs_a_device_name_and_a_known_toolchain(model_dir, tmp_path, mo
         compile_model(model_dir, tmp_path / "c", device="phone", cross="aarch64-linux-android",
                       allow_untuned=True, onnx=False, tuning_dir=tmp_path / "db",
                       log=lambda s: None)  # fmt: skip
+
+
+def test_report_computes_speedups_against_references_and_teacher(tmp_path) -> None:
+    from canao.compile.report import build_report
+    from canao.compile.verify import append_rows
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "meta.json").write_text(json.dumps({"test_accuracy": 0.85}))
+    fin = tmp_path / "fin"
+    fin.mkdir()
+    (fin / "compiled.json").write_text(json.dumps({"teacher": str(teacher)}))
+    rows = [
+        {"name": "f0", "folder": str(fin), "device": "d", "threads": 2, "seq_len": 128,
+         "gflops": 0.4, "tvm_ms": 4.0, "ort_ms": 5.0, "eager_ms": 8.0, "predicted_ms": 4.6,
+         "error": 0.15, "flagged": True, "test_accuracy": 0.84},
+        {"kind": "reference", "name": "bert-base", "folder": "reference:bert-base:128",
+         "gflops": 22.0, "tvm_ms": 100.0, "ort_ms": 120.0},
+        {"kind": "reference", "name": "minilm-l6-h384", "folder": "reference:minilm:128",
+         "gflops": 2.9, "tvm_ms": 16.0, "tvm_error": None},
+    ]  # fmt: skip
+    rows[2].pop("tvm_error")
+    append_rows(tmp_path / "v" / "verify.jsonl", rows)
+    text = build_report(tmp_path / "v", tmp_path / "r").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("| f0 "))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3:] == ["4.600", "+15.0% **>10%**", "1.25x", "2.00x", "25.0x / 25.0x",
+                         "4.00x / 4.00x", "84.00%", "-1.00 pt"]  # fmt: skip
+    assert "Teacher test accuracy: 85.00%" in text and "Prediction off by more than 10%: f0" in text
+    assert (tmp_path / "r" / "latency.png").stat().st_size > 0

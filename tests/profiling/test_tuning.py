@@ -57,5 +57,6 @@ def test_grid_models_are_on_the_grid_and_prefix_stable() -> None:
     assert any(len({(x.heads, x.ffn) for x in a.layers}) > 1 for a in archs)  # heterogeneous
     heads = grid.head_specs()
     assert [a.layers[0].heads for a in heads] == list(grid.heads)  # one per head count
+    assert all(a.num_layers == 2 for a in heads)  # the mask is shared, as in deep models
     small = WorkloadGrid(hidden=(64,), heads=(1, 2), ffn=(128,), seq_len=(16, 32), layers=(2,))
     assert len(small.head_specs()) == 4 and all(a.num_layers == 2 for a in grid_archs(small, 3))
