@@ -56,9 +56,7 @@ def make_sampler(cfg: SearchConfig, worker: int = 0) -> Any:
         return optuna.samplers.NSGAIISampler(seed=seed)
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, n_startup_trials=20
-    )
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=20)
 
 
 def storage_spec(cfg: SearchConfig, out: Path) -> str:
