@@ -62,7 +62,7 @@ def _report(
         print(json.dumps({"out": str(out), **meta}))
     else:
         shown = ", ".join(f"{k} {meta[k]:.4f}" for k in keys if isinstance(meta.get(k), float))
-        print(f"wrote {out}: {shown}")
+        print(f"wrote {out}" + (f": {shown}" if shown else ""))
     return 0
 
 
