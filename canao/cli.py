@@ -110,6 +110,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from canao.profiling.runner import row_key
 
     predictor = None
+    if args.adaptive and args.remeasure:
+        raise UsageError("--adaptive measures new specs; --remeasure repeats stored ones")
     if args.adaptive:
         if args.space != "blocks" or not args.predictor:
             raise UsageError("--adaptive needs --predictor P and --space blocks")
@@ -127,12 +129,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
     except StoreLockedError as e:
         raise UsageError(str(e)) from None
     try:
-        todo = [s for s in specs if row_key(s, cfg.threads) not in store]
-        print(
-            f"canao profile: {device}/{args.backend}: {len(specs)} specs "
-            f"({args.space}), {len(specs) - len(todo)} already stored, {len(todo)} to measure",
-            file=sys.stderr,
-        )
+        if args.remeasure:
+            todo = _remeasure_specs(store, specs, cfg.threads, args.remeasure)
+            print(
+                f"canao profile: {device}/{args.backend}: re-measuring {len(todo)} of "
+                f"{len(specs)} specs ({args.remeasure} stored rows; the new rows supersede them)",
+                file=sys.stderr,
+            )
+        else:
+            todo = [s for s in specs if row_key(s, cfg.threads) not in store]
+            print(
+                f"canao profile: {device}/{args.backend}: {len(specs)} specs "
+                f"({args.space}), {len(specs) - len(todo)} already stored, {len(todo)} to measure",
+                file=sys.stderr,
+            )
         _append_run_log(store.path, args, cfg, space_cfg)
         klass = backend_class(args.backend)
         if not klass.compiled:
@@ -147,7 +157,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                     canary_ms = _measure_canary(runner, store.path)
                 res = runner.run(spec)
                 res.canary_ms = canary_ms
-                store.append(res.row())
+                store.append(res.row(), remeasure=bool(args.remeasure))
                 n_err += not res.ok
                 n_noisy += res.ok and res.noisy
                 last = f"{res.measurement.median_ms:.3f}ms" if res.ok and res.measurement else "err"
@@ -165,6 +175,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if predictor is not None:
         _retrain(args, device, predictor)
     return 0
+
+
+def _remeasure_specs(store: Any, specs: list[Any], threads: int, which: str) -> list[Any]:
+    """The design's specs whose stored row is to be measured again: ``all`` stored ones, or
+    ``noisy`` (flagged noisy, or an error row)."""
+    from canao.profiling.runner import row_key
+
+    df = store.read()
+    if which == "noisy":
+        df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
+    keys = set(df["key"])
+    return [s for s in specs if row_key(s, threads) in keys]
 
 
 def _adaptive_specs(
@@ -254,6 +276,17 @@ def _grid(path: Path | None) -> Any:
         raise UsageError(f"--grid {path}: not a grid JSON ({e})") from None
 
 
+def _record_grid(folder: Path, grid: dict) -> None:
+    """Append ``grid`` to the database's ``grids.jsonl`` (the grids it was tuned for), once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "grids.jsonl"
+    line = json.dumps(grid, sort_keys=True)
+    known = path.read_text().splitlines() if path.exists() else []
+    if line not in known:
+        with path.open("a") as f:
+            f.write(line + "\n")
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune every workload of the grid that the device's database lacks (resumable)."""
     from dataclasses import asdict as _asdict
@@ -285,7 +318,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from canao.compile.export import import_model
         from canao.modeling import BertClassifier, build_module
 
-        (folder / "grid.json").write_text(json.dumps(_asdict(grid), indent=1) + "\n")
+        _record_grid(folder, _asdict(grid))
         # whole models as `canao compile` builds them (ids + attention mask)
         specs = [
             *grid.blocks(),
@@ -327,12 +360,38 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 # -- canao measure -----------------------------------------------------------------------------
+def _cmd_measure_canary(args: argparse.Namespace, device: str, cfg: Any) -> int:
+    """Time the datasets' canary block now: the host speed to give ``canao predict
+    --canary-ms`` (predictions trained with ``--drift canary`` refer to the dataset's)."""
+    from canao.profiling.runner import CANARY
+
+    if args.arch:
+        raise UsageError("--canary measures the canary block; leave out --arch")
+    with _make_runner(args, device, cfg) as runner:
+        res = runner.run(CANARY)
+    if not res.ok or res.measurement is None:
+        print(f"canao measure: canary: {res.error}", file=sys.stderr)
+        return 1
+    ms = res.measurement.median_ms
+    out = {"canary": CANARY.key, "backend": args.backend, "device": device}
+    out.update(threads=cfg.threads, canary_ms=round(ms, 4), noisy=res.noisy)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"canary {CANARY.key} on {device} / {args.backend}: {ms:.3f} ms")
+    return 0
+
+
 def cmd_measure(args: argparse.Namespace) -> int:
     from canao.space import SpecError, load_arch
 
     _check_backend(args.backend)
     device = _device(args.device, getattr(args, "rpc_key", None))
     cfg = _eval_config(args)
+    if args.canary:
+        return _cmd_measure_canary(args, device, cfg)
+    if not args.arch:
+        raise UsageError("give --arch (or --canary)")
     overrides = {k: v for k, v in (("seq_len", args.seq_len), ("batch", args.batch)) if v}
     try:
         arch = load_arch(args.arch, **overrides)
@@ -476,7 +535,13 @@ def _load_training_rows(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from canao.predictors.evaluation import blocks_xy, dataset_hash, model_rows, random_split
+    from canao.predictors.evaluation import (
+        blocks_xy,
+        canary_reference,
+        dataset_hash,
+        model_rows,
+        random_split,
+    )
     from canao.predictors.metrics import error_metrics
     from canao.predictors.predictor import LatencyPredictor
 
@@ -484,7 +549,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if (out / "meta.json").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
     df = _load_training_rows(args)
-    X, y = blocks_xy(df)
+    canary_ms = canary_reference(df) if args.drift == "canary" and not args.transfer_from else None
+    X, y = blocks_xy(df, canary_ms)
     if len(y) < (3 if args.transfer_from else 20):
         raise UsageError(f"{args.data}: only {len(y)} block rows for {args.backend}")
     if args.transfer_from:
@@ -501,7 +567,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     held = LatencyPredictor(**params).fit(X.iloc[tr], y[tr])
     metrics: dict[str, Any] = {"blocks_heldout": error_metrics(y[te], held.predict(X.iloc[te]))}
     model = LatencyPredictor(**params).fit(X, y)
-    archs, model_ms, threads = model_rows(df)
+    archs, model_ms, threads = model_rows(df, canary_ms)
     if len(archs) >= 10:
         mtr, mte = random_split(len(archs))
         held.fit_overhead([archs[i] for i in mtr], model_ms[mtr], threads)
@@ -519,6 +585,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "block_rows": len(y),
             "model_rows": len(archs),
         },
+        # latencies were divided by the host's drift, measured by the canary block: the
+        # predictions are at this canary time (ms); None when not corrected
+        "canary_ms": canary_ms,
         "metrics": metrics,
     }
     model.save(out, meta, overwrite=args.overwrite)
@@ -608,9 +677,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     meta = model.meta_
     threads = args.threads or max(meta.get("threads") or [2])
     ms = model.predict_arch(arch, threads)
+    ref = meta.get("canary_ms")
+    if args.canary_ms is not None:
+        if args.canary_ms <= 0:
+            raise UsageError("--canary-ms must be > 0")
+        if not ref:
+            raise UsageError(
+                f"{args.predictor} was trained without drift correction (no canary_ms in its "
+                "meta.json): retrain with --drift canary to use --canary-ms"
+            )
+        ms *= args.canary_ms / ref
     out = {
         "arch": arch.name or arch.to_dict(),
         "predicted_ms": round(ms, 4),
+        "canary_ms": args.canary_ms or ref,
         "device": meta.get("device"),
         "backend": meta.get("backend"),
         "threads": threads,
@@ -817,6 +897,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=50,
         help="time a reference block every N specs to track host drift (0: never)",
     )
+    p.add_argument(
+        "--remeasure",
+        choices=("noisy", "all"),
+        help="measure the design's stored specs again (noisy: flagged noisy or failed rows); "
+        "the new rows supersede the old ones, which stay on disk",
+    )
     p.add_argument("--adaptive", action="store_true", help="measure where --predictor errs")
     p.add_argument("--predictor", help="predictor folder for --adaptive")
     p.add_argument("--predictor-out", help="where the retrained predictor goes")
@@ -825,7 +911,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("measure", help="measure one whole model end to end")
-    p.add_argument("--arch", required=True, help="ArchSpec JSON file or a published name")
+    p.add_argument("--arch", help="ArchSpec JSON file or a published name")
+    p.add_argument(
+        "--canary",
+        action="store_true",
+        help="measure the canary block instead (host speed, for canao predict --canary-ms)",
+    )
     p.add_argument("--backend", required=True)
     p.add_argument("--seq-len", type=int)
     p.add_argument("--batch", type=int)
@@ -846,6 +937,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="device folder name (needed if the data has several)")
     p.add_argument("--out", required=True, help="predictor folder to write")
     p.add_argument("--base", choices=("nnls", "none"), default="nnls")
+    p.add_argument(
+        "--drift",
+        choices=("canary", "none"),
+        default="none",
+        help="canary: divide each row by the host speed its canary block measured (rows "
+        "without a canary are taken as they are; predictions then refer to the dataset's "
+        "median canary, see canao predict --canary-ms); none: raw latencies (default)",
+    )
     p.add_argument("--tune", action="store_true", help="tune hyperparameters with Optuna")
     p.add_argument("--trials", type=int, default=30)
     p.add_argument(
@@ -865,6 +964,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--canary-ms",
+        type=float,
+        help="the canary block's time on the device now (canao measure --canary): rescales "
+        "the prediction from the dataset's host speed to today's",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from canao.cli import main
@@ -105,10 +106,18 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     df = read_rows(out)
     assert len(df) == 8 and df["key"].is_unique and df["error"].isna().all()
     assert df["canary_ms"].notna().all()  # host drift is tracked from the first row on
+    argv[argv.index("8")] = "3"
+    assert main([*argv, "--remeasure", "all"]) == 0
+    assert "re-measuring 3 of 3 specs" in capsys.readouterr().err
+    again = read_rows(out)
+    assert len(again) == 8 and again["key"].is_unique
+    both = df.merge(again, on="key", suffixes=("", "_new"))
+    assert (both["median_ms"] != both["median_ms_new"]).sum() == 3  # three rows superseded
+    assert sum(len(pd.read_parquet(p)) for p in (out / "unit" / "eager").glob("*.parquet")) == 11
     canary = (out / "unit" / "eager" / "canary.jsonl").read_text().splitlines()
-    assert len(canary) == 2 and json.loads(canary[0])["median_ms"] > 0  # one per run here
+    assert len(canary) == 3 and json.loads(canary[0])["median_ms"] > 0  # one per run here
     runs = (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()
-    assert len(runs) == 2 and json.loads(runs[0])["space"]["hidden"] == [32, 96]
+    assert len(runs) == 3 and json.loads(runs[0])["space"]["hidden"] == [32, 96]
     assert main(["dataset", "info", str(out), "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)
     assert info["device"] == "unit" and info["block_rows"] == 8 and info["error_rows"] == 0

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from canao.errors import UsageError
 
@@ -120,6 +121,33 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _canary_now(args: argparse.Namespace, meta: dict, cfg: Any, device: str) -> float | None:
+    """The canary block's time on the verified device now, on the predictor's backend (for
+    drift-corrected predictions), or None where it cannot run there."""
+    from canao.profiling.runner import CANARY, LocalRunner, RPCRunner
+
+    backend = str(meta.get("backend"))
+    if args.rpc_tracker and backend != "tvm":
+        return None  # only TVM runs on an RPC device
+    runner = (
+        RPCRunner(backend, device, args.rpc_tracker, args.rpc_key, cfg)
+        if args.rpc_tracker
+        else LocalRunner(backend, device, cfg)
+    )
+    with runner:
+        res = runner.run(CANARY)
+    if not res.ok or res.measurement is None:
+        print(f"canao verify: canary not measured ({res.error}); raw predictions", file=sys.stderr)
+        return None
+    ms = float(res.measurement.median_ms)
+    print(
+        f"canao verify: canary {ms:.3f} ms now vs {float(meta['canary_ms']):.3f} ms in the "
+        "predictor's dataset: predictions rescaled by the ratio",
+        file=sys.stderr,
+    )
+    return ms
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -141,6 +169,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError("--rpc-tracker and --rpc-key go together")
     tracker = parse_tracker(args.rpc_tracker) if args.rpc_tracker else None
     predictor = _load_predictor(args.predictor) if args.predictor else None
+    canary_ms = None
+    if predictor is not None and predictor.meta_.get("canary_ms") and not args.no_canary:
+        device = str(read_compiled(folders[0])["device"])
+        canary_ms = _canary_now(args, predictor.meta_, cfg, device)
     rows = []
     for folder in tqdm(folders, desc="verifying", unit="model", disable=len(folders) < 2):
         if tracker is not None:
@@ -157,6 +189,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 split=args.split,
                 limit=args.limit,
                 baselines=not args.no_baselines and (tracker is None or args.local_baselines),
+                canary_ms=canary_ms,
             )
         )
     if args.references:
@@ -234,6 +267,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--min-repeat-ms", type=float, default=40.0)
     p.add_argument("--no-baselines", action="store_true", help="skip ONNX Runtime and eager")
+    p.add_argument(
+        "--no-canary",
+        action="store_true",
+        help="do not time the canary block: raw predictions, not rescaled to today's host speed",
+    )
     p.add_argument(
         "--local-baselines",
         action="store_true",

@@ -66,7 +66,11 @@ def verify_one(
     split: str = "test",
     limit: int | None = None,
     baselines: bool = True,
+    canary_ms: float | None = None,
 ) -> dict[str, Any]:
+    """Measure one compiled finalist (see the module doc). ``canary_ms``: the canary block's
+    time on the device now; a predictor trained with drift correction predicts at its dataset's
+    canary time, and the prediction is rescaled to today's host speed."""
     from canao.space import ArchSpec
 
     info = read_compiled(folder)
@@ -110,6 +114,11 @@ def verify_one(
             "eager": row.get("eager_ms"),
         }.get(backend)
         row["predictor"] = {"backend": backend, "device": predictor.meta_.get("device")}
+        ref = predictor.meta_.get("canary_ms")
+        if canary_ms and ref:
+            row["predicted_raw_ms"] = round(float(pred), 4)
+            row["canary_ms"] = {"dataset": round(float(ref), 4), "now": round(canary_ms, 4)}
+            pred = pred * canary_ms / float(ref)
         row["predicted_ms"] = round(float(pred), 4)
         if measured:
             err = (pred - measured) / measured

@@ -55,16 +55,42 @@ def dataset_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def blocks_xy(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def canary_reference(df: pd.DataFrame) -> float | None:
+    """The median canary time of the rows that carry one (ms), or None: the host speed that
+    drift-corrected latencies refer to."""
+    c = pd.to_numeric(df["canary_ms"], errors="coerce").dropna()
+    c = c[c > 0]
+    return float(c.median()) if len(c) else None
+
+
+def drift_factors(df: pd.DataFrame, canary_ms: float | None) -> np.ndarray:
+    """Per row, ``canary_ms / row canary``: the factor that brings a latency measured while the
+    host ran at the row's canary speed to the reference speed (1 where the row has no canary,
+    or with no reference)."""
+    if canary_ms is None:
+        return np.ones(len(df))
+    c = pd.to_numeric(df["canary_ms"], errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isfinite(c) & (c > 0), canary_ms / np.where(c > 0, c, 1.0), 1.0)
+
+
+def blocks_xy(df: pd.DataFrame, canary_ms: float | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features and latencies (ms) of the block rows; with ``canary_ms``, latencies corrected
+    for host drift to that canary speed (:func:`drift_factors`)."""
     blocks = df[df["kind"] == "block"].reset_index(drop=True)
-    return features_from_rows(blocks), blocks["median_ms"].to_numpy(dtype=np.float64)
+    y = blocks["median_ms"].to_numpy(dtype=np.float64) * drift_factors(blocks, canary_ms)
+    return features_from_rows(blocks), y
 
 
-def model_rows(df: pd.DataFrame) -> tuple[list[ArchSpec], np.ndarray, int]:
+def model_rows(
+    df: pd.DataFrame, canary_ms: float | None = None
+) -> tuple[list[ArchSpec], np.ndarray, int]:
+    """Whole-model rows: specs, latencies (ms, drift-corrected as in :func:`blocks_xy`),
+    threads."""
     models = df[df["kind"] == "model"].reset_index(drop=True)
     archs = [ArchSpec.from_json(a) for a in models["arch"]]
     threads = int(models["threads"].iloc[0]) if len(models) else 2
-    return archs, models["median_ms"].to_numpy(dtype=np.float64), threads
+    y = models["median_ms"].to_numpy(dtype=np.float64) * drift_factors(models, canary_ms)
+    return archs, y, threads
 
 
 def random_split(n: int, test_frac: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

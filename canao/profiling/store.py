@@ -108,9 +108,25 @@ def read_rows(path: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     df = pd.concat(frames, ignore_index=True).reindex(columns=list(COLUMNS))
-    return df.drop_duplicates(subset=["device", "backend", "key"], keep="first").reset_index(
-        drop=True
+    return latest(df)
+
+
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (device, backend, key): the latest successful measurement (a re-measurement,
+    ``canao profile --remeasure``, supersedes the row it repeats; older rows stay on disk), or
+    the latest error row where none succeeded. Row order otherwise kept."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    rank = pd.DataFrame(
+        {"ok": df["error"].isna(), "t": df["timestamp"].fillna(""), "i": range(len(df))}
     )
+    best = (
+        rank.sort_values(["ok", "t", "i"])
+        .groupby([df["device"], df["backend"], df["key"]], sort=False)["i"]
+        .last()
+    )
+    keep = sorted(int(i) for i in best)
+    return df.iloc[keep].reset_index(drop=True)
 
 
 def _read_journal(path: Path) -> Iterator[dict[str, Any]]:
@@ -189,15 +205,17 @@ class LatencyStore:
         return read_rows(self.path)
 
     # -- writing -------------------------------------------------------------------------------
-    def append(self, row: dict[str, Any]) -> bool:
-        """Append one row durably; returns False (and writes nothing) if its key is stored."""
+    def append(self, row: dict[str, Any], remeasure: bool = False) -> bool:
+        """Append one row durably; returns False (and writes nothing) if its key is stored,
+        unless ``remeasure``: then the row is added beside the stored one and supersedes it
+        when read (see :func:`latest`)."""
         if self._journal is None:
             raise StoreError("the store is not open (use it as a context manager)")
         missing = set(COLUMNS) - set(row)
         extra = set(row) - set(COLUMNS)
         if missing or extra:
             raise StoreError(f"row does not match the schema: missing {missing}, extra {extra}")
-        if row["key"] in self.keys():
+        if row["key"] in self.keys() and not remeasure:
             return False
         self._journal.write(json.dumps(row) + "\n")
         self._journal.flush()
@@ -218,18 +236,26 @@ class LatencyStore:
         journal = self.path / JOURNAL
         if not journal.exists():
             return None
-        shard_keys: set[str] = set()
+        # a row is identified by (key, timestamp): re-measurements share the key
+        shard_rows: set[tuple[str, str | None]] = set()
         for p in shard_files(self.path):
-            shard_keys.update(pq.read_table(p, columns=["key"]).column("key").to_pylist())
-        rows, seen = [], set(shard_keys)
+            t = pq.read_table(p, columns=["key", "timestamp"])
+            keys, stamps = t.column("key").to_pylist(), t.column("timestamp").to_pylist()
+            shard_rows.update(zip(keys, stamps, strict=True))
+        rows, seen = [], set(shard_rows)
         for r in _read_journal(journal):
-            if r["key"] not in seen:
-                seen.add(r["key"])
+            ident = (r["key"], r.get("timestamp"))
+            if ident not in seen:
+                seen.add(ident)
                 rows.append(r)
         shard = None
         if rows:
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            shard = self.path / f"part-{stamp}-{os.getpid()}-{len(shard_keys):06d}.parquet"
+            n = len(shard_rows)
+            shard = self.path / f"part-{stamp}-{os.getpid()}-{n:06d}.parquet"
+            while shard.exists():  # never replace a shard (two flushes in one second)
+                n += 1
+                shard = self.path / f"part-{stamp}-{os.getpid()}-{n:06d}.parquet"
             tmp = shard.with_name("." + shard.name + ".tmp")
             table = pa.Table.from_pylist(rows, schema=SCHEMA)
             pq.write_table(table, tmp, compression="zstd", compression_level=9)

@@ -37,7 +37,8 @@ class WorkloadGrid:
     """The quantised block grid the search uses: every block of it has tuned workloads.
 
     Written down once: hidden and attention width in steps of 64 (head width 32 or 64), FFN in
-    steps of 128, seq_len from a short list, batch 1.
+    steps of 128, seq_len from a short list, batch 1. Attention is never wider than the hidden
+    size (``heads * head_dim <= hidden``): combinations beyond it are left out of the grid.
     """
 
     hidden: tuple[int, ...] = (384,)
@@ -55,6 +56,7 @@ class WorkloadGrid:
             for h, n, d, f, s, b in itertools.product(
                 self.hidden, self.heads, self.head_dim, self.ffn, self.seq_len, self.batch
             )
+            if n * d <= h
         ]
 
     def contains(self, spec: BlockSpec) -> bool:
@@ -65,6 +67,7 @@ class WorkloadGrid:
             and spec.ffn in self.ffn
             and spec.seq_len in self.seq_len
             and spec.batch in self.batch
+            and spec.heads * spec.head_dim <= spec.hidden
         )
 
     def head_specs(self) -> list[ArchSpec]:
@@ -84,6 +87,7 @@ class WorkloadGrid:
             for h, n, d, s, b in itertools.product(
                 self.hidden, self.heads, self.head_dim, self.seq_len, self.batch
             )
+            if n * d <= h
         ]
 
     def contains_arch(self, arch: ArchSpec) -> bool:
@@ -141,7 +145,7 @@ def grid_archs(grid: WorkloadGrid, n: int, seed: int = 0) -> list[ArchSpec]:
             batch=int(rng.choice(grid.batch)),
             name=f"grid-model-{len(out)}",
         )
-        if arch.key not in seen:
+        if arch.key not in seen and grid.contains_arch(arch):
             seen.add(arch.key)
             out.append(arch)
     return out

@@ -110,3 +110,39 @@ def test_bad_input(argv, message, dataset, tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "p").exists()
+
+
+def test_drift_correction_by_canary(synthetic_blocks, tmp_path, capsys) -> None:
+    """Rows measured while the host ran 30% slower (their canary says so) are brought back to
+    the reference speed; predictions refer to the dataset's canary and rescale to today's."""
+    specs, _, y = synthetic_blocks
+    root = tmp_path / "data"
+    archs = random_archs(ModelSpace(hidden=(128, 256, 384), seq_len=(32, 64)), 40, seed=2)
+    model_ms = [synthetic_ms(list(a.blocks())).sum() + 0.1 for a in archs]
+    rows = []
+    for i, (s, ms) in enumerate([*zip(specs, y, strict=True), *zip(archs, model_ms, strict=True)]):
+        slow = 1.3 if i % 3 == 0 else 1.0  # a third of the rows on a slow host
+        r = _result(s, float(ms) * slow)
+        r.canary_ms = 2.0 * slow
+        rows.append(r.row())
+    with LatencyStore(root, "synthetic-dev", "onnxruntime") as store:
+        store.extend(rows)
+    metrics = {}
+    for drift in ("canary", "none"):
+        out = tmp_path / f"pred-{drift}"
+        argv = ["train", "--data", str(root), "--backend", "onnxruntime", "--out", str(out)]
+        assert main([*argv, "--drift", drift, "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        metrics[drift] = info["metrics"]["blocks_heldout"]["acc10"]
+        assert info["canary_ms"] == (2.0 if drift == "canary" else None)  # the median canary
+    assert metrics["canary"] > 0.95 > metrics["none"]
+    truth = synthetic_ms(list(ArchSpec.named("bert-mini").blocks())).sum() + 0.1
+    base = ["predict", "--predictor", str(tmp_path / "pred-canary"), "--arch", "bert-mini"]
+    assert main([*base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predicted_ms"] == pytest.approx(truth, rel=0.15)
+    assert main([*base, "--canary-ms", "3.0", "--json"]) == 0  # the host is 1.5x slower today
+    out = json.loads(capsys.readouterr().out)
+    assert out["predicted_ms"] == pytest.approx(1.5 * truth, rel=0.15) and out["canary_ms"] == 3.0
+    base[2] = str(tmp_path / "pred-none")
+    assert main([*base, "--canary-ms", "3.0"]) == 2
+    assert "trained without drift correction" in capsys.readouterr().err

@@ -55,6 +55,28 @@ def test_append_flush_read_and_dedupe(tmp_path: Path) -> None:
         assert len(store) == 7 and "block:3|t2" in store
 
 
+def test_remeasure_supersedes_and_keeps_the_old_row(tmp_path: Path) -> None:
+    first = [{**make_row(i), "timestamp": "2026-01-01T00:00:00Z"} for i in range(3)]
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        store.extend(first)
+    again = {**make_row(1), "median_ms": 9.0, "timestamp": "2026-01-02T00:00:00Z"}
+    failed = {**make_row(2), "median_ms": None, "error": "boom"}
+    failed["timestamp"] = "2026-01-03T00:00:00Z"
+    with LatencyStore(tmp_path, "dev", "eager", flush_every=1) as store:
+        assert not store.append(again)  # a plain append still refuses a stored key
+        assert store.append(again, remeasure=True)
+        assert store.append(failed, remeasure=True)
+    df = read_rows(tmp_path).set_index("hidden")
+    assert len(df) == 3
+    assert df.loc[65, "median_ms"] == 9.0  # the re-measurement wins
+    assert df.loc[66, "median_ms"] == 3.0 and pd.isna(df.loc[66, "error"])  # a failure does not
+    on_disk = pd.concat(pd.read_parquet(p) for p in shard_files(tmp_path))
+    assert len(on_disk) == 5  # nothing overwritten
+    with LatencyStore(tmp_path, "dev", "eager") as store:  # reopening duplicates nothing
+        assert len(store) == 3
+    assert len(pd.concat(pd.read_parquet(p) for p in shard_files(tmp_path))) == 5
+
+
 def test_schema_is_enforced(tmp_path: Path) -> None:
     with LatencyStore(tmp_path, "dev", "eager") as store:
         bad = make_row(0)
