@@ -328,6 +328,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
             ),
         ]
     todo, done = plan(specs, target, db, progress=True)
+    if args.retune_above_us is not None:
+        # the expensive workloads get more trials: tuned ones slower than the threshold, unless
+        # already tuned with at least --trials (so a killed re-tuning resumes)
+        had = db.max_trials()
+        todo = [
+            w
+            for w in done
+            if had.get(w.key, 0) < args.trials
+            and not w.name.startswith("take")  # gathers keep their default schedule
+            and (db.best_us(w, target) or 0.0) > args.retune_above_us
+        ]
+        print(
+            f"canao tune: re-tuning {len(todo)} tuned workloads slower than "
+            f"{args.retune_above_us:g} us with {args.trials} trials (new records are added; "
+            "the fastest is used)",
+            file=sys.stderr,
+        )
     est = estimate_seconds(len(todo), args.trials)
     summary = {
         "device": device,
@@ -1025,6 +1042,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seq-len", type=int, help="with --arch: the input length")
     p.add_argument("--dry-run", action="store_true", help="plan and estimate only")
+    p.add_argument(
+        "--retune-above-us",
+        type=float,
+        metavar="US",
+        help="tune again, with --trials, the tuned workloads whose best time exceeds US "
+        "microseconds (where the time goes; e.g. the FFN GEMMs)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune)
 

@@ -78,9 +78,12 @@ def test_block_model_shapes_and_determinism() -> None:
 def test_heterogeneous_param_count_matches_analytic(tiny_arch) -> None:
     model = build_module(tiny_arch)
     assert sum(p.numel() for p in model.parameters()) == tiny_arch.params
-    (ids,) = model.example_inputs()
+    ids, mask = model.example_inputs()  # the deployed signature: ids and attention mask
+    assert mask.shape == ids.shape and 0 < int(mask.sum()) < mask.numel()
     with torch.no_grad():
-        assert model(ids).shape == (1, tiny_arch.num_labels)
+        out = model(ids, mask)
+        assert out.shape == (1, tiny_arch.num_labels)
+        assert not torch.allclose(out, model(ids))  # the padding is masked out
 
 
 def test_dtype_is_applied() -> None:

@@ -29,6 +29,7 @@ import torch
 
 from canao.compress.checkpoint import load_model, write_json
 from canao.modeling import BertClassifier
+from canao.profiling.backends.tvm import fast_math
 
 #: numerics tolerance of the compiled logits against PyTorch's (float32, reordered sums)
 ATOL = 2e-3
@@ -70,7 +71,7 @@ def import_model(model: BertClassifier, seq_len: int) -> tuple[Any, tuple[np.nda
         warnings.simplefilter("ignore", FutureWarning)
         ep = torch.export.export(_WithMask(model.eval()), inputs)
     mod = from_exported_program(ep, unwrap_unit_return_tuple=True)
-    return mod, tuple(t.numpy() for t in inputs)
+    return fast_math(mod), tuple(t.numpy() for t in inputs)
 
 
 def export_onnx(model: BertClassifier, seq_len: int, path: Path) -> None:

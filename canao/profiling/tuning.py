@@ -71,19 +71,22 @@ class WorkloadGrid:
         )
 
     def head_specs(self) -> list[ArchSpec]:
-        """2-layer models, one per (hidden, heads, head_dim, seq_len, batch): what whole models
-        add to the blocks (embeddings, pooler, classifier; with an attention mask, as deployed
-        by ``canao compile``, the mask's preparation and the masked scores of each head count,
-        which fuse differently when more than one layer uses the mask), so that ``canao tune``
-        covers the grid's whole models too."""
+        """Small models, one per (hidden, heads, head_dim, seq_len, batch) and depth 1 and 2 (of
+        those in ``layers``): what whole models add to the blocks (embeddings, pooler,
+        classifier; with the attention mask, as deployed by ``canao compile`` and profiled, the
+        mask's preparation and the masked scores of each head count, which fuse differently
+        when one layer or several use the mask), so that ``canao tune`` covers the grid's
+        whole models too."""
+        depths = [d for d in (1, 2) if d in self.layers] or [2]
         return [
             ArchSpec(
                 hidden=h,
-                layers=(LayerSpec(n, d, self.ffn[0]),) * 2,
+                layers=(LayerSpec(n, d, self.ffn[0]),) * depth,
                 seq_len=s,
                 batch=b,
-                name=f"grid-head-h{h}-n{n}-d{d}-s{s}-b{b}",
+                name=f"grid-head-L{depth}-h{h}-n{n}-d{d}-s{s}-b{b}",
             )
+            for depth in depths
             for h, n, d, s, b in itertools.product(
                 self.hidden, self.heads, self.head_dim, self.seq_len, self.batch
             )
@@ -199,6 +202,26 @@ class TuningDatabase:
 
     def tuned(self, w: Workload, target: Any) -> bool:
         return bool(self.db.query_tuning_record(w.mod, target, w.name) is not None)
+
+    def best_us(self, w: Workload, target: Any) -> float | None:
+        """The workload's best recorded time (µs), or None if it has no record."""
+        rec = self.db.query_tuning_record(w.mod, target, w.name)
+        if rec is None or not rec.run_secs:
+            return None
+        return 1e6 * sum(float(x) for x in rec.run_secs) / len(rec.run_secs)
+
+    def max_trials(self) -> dict[str, int]:
+        """Per workload key, the most trials it was tuned with (from ``tuning-log.jsonl``)."""
+        out: dict[str, int] = {}
+        path = self.folder / "tuning-log.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    e = json.loads(line)
+                    out[e["key"]] = max(out.get(e["key"], 0), int(e["trials"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return out
 
     def __len__(self) -> int:
         return len(self.db)

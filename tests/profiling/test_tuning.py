@@ -35,6 +35,9 @@ def test_plan_tune_and_resume_from_the_database(tmp_path) -> None:
     again = TuningDatabase(tmp_path / "db")
     todo2, done2 = plan([a], target, again)
     assert [w.key for w in done2] == [matmul.key] and len(todo2) == len(todo) - 1
+    assert again.max_trials() == {matmul.key: 4}  # what --retune-above-us resumes from
+    best = again.best_us(matmul, target)
+    assert best is not None and 0 < best < 1e5 and again.best_us(todo2[0], target) is None
     _, _, missing = compile_tuned(a, target, again)
     assert matmul.name not in missing and len(missing) == len(todo) - 1
     grid = WorkloadGrid()
@@ -56,7 +59,47 @@ def test_grid_models_are_on_the_grid_and_prefix_stable() -> None:
     ) > 3
     assert any(len({(x.heads, x.ffn) for x in a.layers}) > 1 for a in archs)  # heterogeneous
     heads = grid.head_specs()
-    assert [a.layers[0].heads for a in heads] == list(grid.heads)  # one per head count
-    assert all(a.num_layers == 2 for a in heads)  # the mask is shared, as in deep models
+    assert [a.layers[0].heads for a in heads] == 2 * list(grid.heads)  # one per head count
+    assert [a.num_layers for a in heads] == [1] * 12 + [2] * 12  # the mask alone, and shared
     small = WorkloadGrid(hidden=(64,), heads=(1, 2), ffn=(128,), seq_len=(16, 32), layers=(2,))
     assert len(small.head_specs()) == 4 and all(a.num_layers == 2 for a in grid_archs(small, 3))
+    assert all(a.num_layers == 2 for a in small.head_specs())
+
+
+def test_grid_leaves_out_attention_wider_than_hidden() -> None:
+    from canao.profiling.tuning import WorkloadGrid, grid_archs
+
+    grid = WorkloadGrid(hidden=(128,), heads=(1, 2, 3, 4), head_dim=(32, 64), ffn=(128, 256))
+    widths = {(b.heads, b.head_dim) for b in grid.blocks()}
+    assert widths == {(1, 32), (2, 32), (3, 32), (4, 32), (1, 64), (2, 64)}
+    assert not grid.contains(BlockSpec(128, 3, 64, 128, 128))
+    assert {(a.layers[0].heads, a.layers[0].head_dim) for a in grid.head_specs()} == widths
+    assert all(grid.contains_arch(a) for a in grid_archs(grid, 30, seed=0))
+
+
+def test_fast_math_replaces_gelu_and_softmax_and_keeps_numerics() -> None:
+    """The libm erf/exp of the default lowering are replaced by TOPI's fast forms; the
+    compiled block still matches PyTorch (an untuned build is enough for numerics)."""
+    import numpy as np
+    import torch
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.torch import from_exported_program
+
+    from canao.modeling import build_module
+    from canao.profiling.backends.tvm import fast_math
+
+    spec = BlockSpec(64, 2, 32, 128, 16)
+    module = build_module(spec, 0)
+    inputs = module.example_inputs()
+    mod = from_exported_program(torch.export.export(module, inputs), unwrap_unit_return_tuple=True)
+    before, after = mod.script(), fast_math(mod).script()
+    assert "R.nn.gelu" in before and "R.nn.softmax" in before
+    assert "R.nn.gelu" not in after and "R.nn.softmax" not in after
+    assert "fast_gelu" in after and "fast_softmax" in after
+    ex = tvm.compile(fast_math(mod), target="llvm")
+    vm = relax.VirtualMachine(ex, tvm.cpu())
+    out = vm["main"](*[tvm.runtime.tensor(t.numpy()) for t in inputs]).numpy()
+    with torch.inference_mode():
+        ref = module(*inputs).numpy()
+    assert np.abs(out - ref).max() < 1e-4

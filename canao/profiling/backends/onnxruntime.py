@@ -18,7 +18,7 @@ def export_onnx(spec: Spec, path: Path, seed: int = 0) -> tuple[Path, tuple[np.n
     """Export the spec's module (random weights, seeded) to ``path``; returns the inputs."""
     module = build_module(spec, seed)
     inputs = module.example_inputs()
-    names = ["hidden_states"] if isinstance(spec, BlockSpec) else ["input_ids"]
+    names = ["hidden_states"] if isinstance(spec, BlockSpec) else ["input_ids", "attention_mask"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():
         torch.onnx.export(
