@@ -55,3 +55,15 @@ def test_host_datasets_have_the_promised_rows() -> None:
     # the same specs on both backends, so rows pair up by key
     keys = [set(ok.loc[ok["backend"] == b, "key"]) for b in ("onnxruntime", "eager")]
     assert len(keys[0] & keys[1]) >= 3300
+
+
+def test_tuned_tvm_dataset() -> None:
+    """Issue 3's tuned rows: compiled from the tuning database, numerics checked in every row,
+    the thread count recorded; at least 200 whole models."""
+    df = read_rows(ROOT / "intel-xeon-amx-2c")
+    tvm = df[(df["backend"] == "tvm") & df["error"].isna()]
+    if tvm.empty:
+        pytest.skip("no tuned TVM rows shipped")
+    assert tvm["compiled"].all() and tvm["threads"].ge(1).all()
+    assert (tvm["max_abs_err"] <= tvm["atol"]).all()
+    assert (tvm["kind"] == "model").sum() >= 200 and (tvm["kind"] == "block").sum() >= 144
