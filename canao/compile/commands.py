@@ -129,15 +129,19 @@ def _canary_now(args: argparse.Namespace, meta: dict, cfg: Any, device: str) -> 
     backend = str(meta.get("backend"))
     if args.rpc_tracker and backend != "tvm":
         return None  # only TVM runs on an RPC device
-    runner = (
-        RPCRunner(backend, device, args.rpc_tracker, args.rpc_key, cfg)
-        if args.rpc_tracker
-        else LocalRunner(backend, device, cfg)
-    )
-    with runner:
-        res = runner.run(CANARY)
-    if not res.ok or res.measurement is None:
-        print(f"canao verify: canary not measured ({res.error}); raw predictions", file=sys.stderr)
+    try:
+        runner = (
+            RPCRunner(backend, device, args.rpc_tracker, args.rpc_key, cfg)
+            if args.rpc_tracker
+            else LocalRunner(backend, device, cfg)
+        )
+        with runner:
+            res = runner.run(CANARY)
+        error = res.error
+    except (ValueError, RuntimeError, OSError) as e:
+        res, error = None, str(e)
+    if res is None or not res.ok or res.measurement is None:
+        print(f"canao verify: canary not measured ({error}); raw predictions", file=sys.stderr)
         return None
     ms = float(res.measurement.median_ms)
     print(

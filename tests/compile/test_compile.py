@@ -7,6 +7,7 @@ temporary database (enough for a tuned build; these tests never report its laten
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,17 @@ def test_verify_locally_and_through_the_rpc_farm(compiled, tracker, predictor, t
     assert local["predicted_ms"] > 0 and "error" not in local  # synthetic backend: no pair
     assert remote["device"] == "test-board" and remote["tvm_ms"] > 0 and "ort_ms" not in remote
     assert len(read_rows(vdir / "verify.jsonl")) == 1  # latest row per folder
+    # a predictor trained with drift correction: the canary is timed now, the prediction rescaled
+    drift = tmp_path / "pred-canary"
+    shutil.copytree(predictor, drift)
+    meta = json.loads((drift / "meta.json").read_text())
+    meta.update(backend="onnxruntime", canary_ms=1.0)
+    (drift / "meta.json").write_text(json.dumps(meta))
+    assert main(["verify", str(out), "--predictor", str(drift), "--no-baselines", *common]) == 0
+    row = json.loads((vdir / "verify.jsonl").read_text().splitlines()[-1])
+    assert row["canary_ms"]["dataset"] == 1.0 and row["canary_ms"]["now"] > 0.1
+    now = row["canary_ms"]["now"]
+    assert row["predicted_ms"] == pytest.approx(row["predicted_raw_ms"] * now, rel=1e-3, abs=1e-3)
     md = build_report(vdir, tmp_path / "report")
     text = md.read_text()
     assert "tiny-finalist" in text and (tmp_path / "report" / "pareto.png").stat().st_size > 0
