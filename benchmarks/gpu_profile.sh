@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Collect the inductor (torch.compile) block dataset on a CUDA GPU.
+#
+#   bash benchmarks/gpu_profile.sh [SECONDS] [SAMPLES] [OUT]
+#
+# Meant for a GPU machine that has python3 with a CUDA build of torch, pandas and pyarrow but
+# no canao install (the repository is put on PYTHONPATH). The device is named after the card
+# (e.g. nvidia-h100-80gb-hbm3); rows go to OUT/<card>/inductor/ (OUT: datasets_latency).
+# The run is stopped with SIGINT after SECONDS (default 540): every finished row is kept, and
+# the next run with the same arguments measures only the specs not stored yet (the design is
+# the same seeded block design as the shipped CPU datasets, so the devices share specs).
+set -euo pipefail
+secs=${1:-540}
+samples=${2:-3000}
+out=${3:-datasets_latency}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+card=$(python3 -c "
+import re, torch
+assert torch.cuda.is_available(), 'no CUDA GPU here'
+print(re.sub('[^a-z0-9]+', '-', torch.cuda.get_device_name().lower()).strip('-'))")
+echo "device: $card; torch $(python3 -c 'import torch; print(torch.__version__)')"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv
+rc=0
+timeout -s INT -k 60 "$secs" python3 -c "import sys; from canao.cli import main; sys.exit(main())" \
+    profile --backend inductor --device "$card" --samples "$samples" --out "$out" || rc=$?
+# 124: stopped by the time limit (rows so far are kept); anything else is a failure
+[[ $rc == 0 || $rc == 124 || $rc == 130 ]] || exit $rc
+python3 -c "
+from pathlib import Path
+from canao.profiling.store import LatencyStore
+with LatencyStore(Path('$out'), '$card', 'inductor'):
+    pass  # opening folds an unfinished journal into a shard
+from canao.cli import main
+main(['dataset', 'info', '$out'])"
+# on a lent machine ($OUT set by the device tool) the rows come back through $OUT
+if [[ -n ${OUT:-} ]]; then cp -r "$out/$card" "$OUT/"; rm -f "$OUT/$card/inductor/.lock"; fi
