@@ -7,6 +7,8 @@
 #   2. the dataset grid (benchmarks/grids/tvm-dataset*.json): FFN in steps of 64, heads of
 #      width 32 and 64, seq_len 64 and 128 -- blocks are products of workloads, so a finer grid
 #      adds many blocks for few new workloads;
+#      then hidden 512 (1-16 heads of 32, 1-8 of 64, FFN 64..2048 / 64, seq_len 64 and 128):
+#      864 + 1,536 = 2,400 tuned blocks in all (about 5 hours of tuning);
 #   3. the blocks of each dataset grid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,8 @@ RETUNE_ABOVE_US=${RETUNE_ABOVE_US:-300}
 "$CANAO" tune --trials "$TRIALS"
 "$CANAO" tune --retune-above-us "$RETUNE_ABOVE_US" --trials "$RETUNE_TRIALS"
 "$CANAO" profile --backend tvm --space grid-models --samples "$MODELS" --seed 0
-for grid in benchmarks/grids/tvm-dataset-s128.json benchmarks/grids/tvm-dataset.json; do
+for grid in benchmarks/grids/tvm-dataset-s128.json benchmarks/grids/tvm-dataset.json \
+    benchmarks/grids/tvm-dataset-h512.json; do
   "$CANAO" tune --trials "$TRIALS" --grid "$grid"
   "$CANAO" tune --retune-above-us "$RETUNE_ABOVE_US" --trials "$RETUNE_TRIALS" --grid "$grid"
   n=$(.venv/bin/python -c "import sys; from canao.profiling.tuning import WorkloadGrid as G; \
