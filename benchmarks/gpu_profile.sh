@@ -15,22 +15,18 @@ samples=${2:-3000}
 out=${3:-datasets_latency}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 card=$(python3 -c "
-import re, torch
+import torch
+from canao.profiling.fingerprint import slug
 assert torch.cuda.is_available(), 'no CUDA GPU here'
-print(re.sub('[^a-z0-9]+', '-', torch.cuda.get_device_name().lower()).strip('-'))")
+print(slug(torch.cuda.get_device_name()))")
 echo "device: $card; torch $(python3 -c 'import torch; print(torch.__version__)')"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv
 rc=0
 timeout -s INT -k 60 "$secs" python3 -c "import sys; from canao.cli import main; sys.exit(main())" \
     profile --backend inductor --device "$card" --samples "$samples" --out "$out" || rc=$?
-# 124: stopped by the time limit (rows so far are kept); anything else is a failure
+# 124: stopped by the time limit, 130: by Ctrl-C (canao profile keeps the rows it measured and
+# folds them into a shard; a journal left by a hard kill is read as it is and folded next run)
 [[ $rc == 0 || $rc == 124 || $rc == 130 ]] || exit $rc
-python3 -c "
-from pathlib import Path
-from canao.profiling.store import LatencyStore
-with LatencyStore(Path('$out'), '$card', 'inductor'):
-    pass  # opening folds an unfinished journal into a shard
-from canao.cli import main
-main(['dataset', 'info', '$out'])"
+python3 -c "from canao.cli import main; main(['dataset', 'info', '$out'])"
 # on a lent machine ($OUT set by the device tool) the rows come back through $OUT
 if [[ -n ${OUT:-} ]]; then cp -r "$out/$card" "$OUT/"; rm -f "$OUT/$card/inductor/.lock"; fi
