@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the workload-extraction cache of a test session is its own (never the user's ~/.cache)
+os.environ["CANAO_CACHE_DIR"] = tempfile.mkdtemp(prefix="canao-test-cache-")
 
 from canao.predictors.features import features_from_specs  # noqa: E402
 from canao.profiling.samplers import BlockSpace, block_samples  # noqa: E402

@@ -171,8 +171,84 @@ class Workload:
     blocks: list[BlockSpec] = field(default_factory=list)
 
 
+#: bump when the Relax import of a block changes (it changes the workloads a block has); part of
+#: the extraction cache's folder name, so a stale cache is never read
+EXTRACT_VERSION = 1
+
+
+def extract_cache_dir(target: Any) -> Path | None:
+    """Where the workloads extracted from BlockSpecs are cached for ``target``:
+    ``$CANAO_CACHE_DIR/workloads/<tag>`` (default ``~/.cache/canao``), or None when
+    ``CANAO_CACHE_DIR`` is empty (no cache). The tag hashes the TVM version, the target and
+    :data:`EXTRACT_VERSION`."""
+    import hashlib
+
+    import tvm
+
+    root = os.environ.get("CANAO_CACHE_DIR", str(Path.home() / ".cache" / "canao"))
+    if not root:
+        return None
+    tag = f"{tvm.__version__}|{target}|{EXTRACT_VERSION}"
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:16]
+    return Path(root).expanduser() / "workloads" / digest
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _cached_workloads(spec: BlockSpec, folder: Path) -> list[Workload] | None:
+    """The cached workloads of ``spec``, or None when any part is missing or unreadable. The
+    TIR is read with ``tvm.ir.load_json`` (TVM's node format: data, no code)."""
+    import tvm
+
+    try:
+        entries = json.loads((folder / "specs" / f"{spec.key}.json").read_text())
+        return [
+            Workload(
+                e["key"],
+                e["name"],
+                tvm.ir.load_json((folder / "tir" / f"{e['key']}.json").read_text()),
+                float(e["weight"]),
+            )
+            for e in entries
+        ]
+    except Exception:  # a partial or corrupt cache entry is re-extracted, never trusted
+        return None
+
+
+def _cache_workloads(spec: BlockSpec, folder: Path, workloads: list[Workload]) -> None:
+    import tvm
+
+    (folder / "tir").mkdir(parents=True, exist_ok=True)
+    (folder / "specs").mkdir(parents=True, exist_ok=True)
+    for w in workloads:  # (re)written: this is only reached when the entry was unreadable
+        _write_atomic(folder / "tir" / f"{w.key}.json", tvm.ir.save_json(w.mod))
+    entries = [{"key": w.key, "name": w.name, "weight": w.weight} for w in workloads]
+    _write_atomic(folder / "specs" / f"{spec.key}.json", json.dumps(entries))
+
+
 def extract_workloads(obj: Any, target: Any) -> list[Workload]:
-    """The operator workloads of a spec or ``(IRModule, inputs)`` pair."""
+    """The operator workloads of a spec or ``(IRModule, inputs)`` pair. A BlockSpec's are
+    cached on disk (:func:`extract_cache_dir`): extraction costs about a second per block,
+    which a grid of 1,500 blocks pays on every resumed ``canao tune``."""
+    folder = extract_cache_dir(target) if isinstance(obj, BlockSpec) else None
+    if folder is not None:
+        cached = _cached_workloads(obj, folder)
+        if cached is not None:
+            return cached
+    out = _extract(obj, target)
+    if folder is not None:
+        try:
+            _cache_workloads(obj, folder, out)
+        except OSError:
+            pass  # a read-only home only costs the cache
+    return out
+
+
+def _extract(obj: Any, target: Any) -> list[Workload]:
     import tvm_ffi
     from tvm.s_tir import meta_schedule as ms
 

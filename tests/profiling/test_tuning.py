@@ -47,6 +47,39 @@ def test_plan_tune_and_resume_from_the_database(tmp_path) -> None:
     assert len(log) == 1 and '"trials": 4' in log[0]
 
 
+@pytest.mark.slow
+def test_extracted_workloads_are_cached_per_block_and_still_find_their_records(
+    tmp_path, monkeypatch
+) -> None:
+    """A block's workloads come back from the cache with the same keys, and the TIR read back
+    still finds its tuning record; a corrupt entry is extracted again, not trusted."""
+    from canao.profiling import tuning
+    from canao.profiling.backends.tvm import host_target
+
+    monkeypatch.setenv("CANAO_CACHE_DIR", str(tmp_path / "cache"))
+    target = host_target(2)
+    spec = BlockSpec(64, 2, 32, 128, 16)
+    first = tuning.extract_workloads(spec, target)
+    folder = tuning.extract_cache_dir(target)
+    assert folder is not None and (folder / "specs" / f"{spec.key}.json").is_file()
+    calls = []
+    real = tuning._extract
+    monkeypatch.setattr(tuning, "_extract", lambda o, t: calls.append(o) or real(o, t))
+    again = tuning.extract_workloads(spec, target)
+    assert not calls  # served from the cache
+    assert [(w.key, w.name, w.weight) for w in again] == [(w.key, w.name, w.weight) for w in first]
+    db = tuning.TuningDatabase(tmp_path / "db")
+    matmul = next(w for w in first if "matmul" in w.name)
+    tuning.tune_workload(matmul, db, target, trials=2, work_dir=tmp_path / "work")
+    _, done = tuning.plan([spec], target, db)
+    assert not calls and [w.key for w in done] == [matmul.key]
+    (folder / "tir" / f"{matmul.key}.json").write_text("{not json")
+    third = tuning.extract_workloads(spec, target)
+    assert calls == [spec] and [w.key for w in third] == [w.key for w in first]
+    monkeypatch.setenv("CANAO_CACHE_DIR", "")
+    assert tuning.extract_cache_dir(target) is None
+
+
 def test_grid_models_are_on_the_grid_and_prefix_stable() -> None:
     from canao.profiling.tuning import WorkloadGrid, grid_archs
 
