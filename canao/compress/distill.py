@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from canao.compress.checkpoint import save_model
 from canao.compress.data import TaskData
 from canao.compress.elastic import ElasticBase, Plan
+from canao.compress.larger_teacher import LogitTeacher
 from canao.compress.pretrained import load_tokenizer
 from canao.compress.teacher import prepare_out, provenance
 from canao.compress.train import (
@@ -125,7 +126,7 @@ class _Teacher:
 
 def distill_finalist(
     elastic: ElasticBase,
-    teacher: BertClassifier,
+    teacher: BertClassifier | LogitTeacher,
     arch: ArchSpec,
     task: TaskData,
     out: Path,
@@ -134,20 +135,22 @@ def distill_finalist(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Extract ``arch`` from the elastic base, distil it from ``teacher``, write a model folder
-    with its dev and test accuracy (before and after)."""
+    with its dev and test accuracy (before and after). A :class:`LogitTeacher` (another
+    architecture, e.g. the larger MPNet) teaches by logits only: no hidden-state term."""
     prepare_out(out, overwrite)
     tok = load_tokenizer()
     student = elastic.extract(arch)
     kept = elastic.kept_layers(arch.num_layers)
     before = evaluate_splits(student, tok, task, cfg.max_length, ("dev",))
-    t = _Teacher(teacher)
+    t = teacher if isinstance(teacher, LogitTeacher) else _Teacher(teacher)
 
     def loss_fn(
         model: BertClassifier, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, _s: int
     ) -> torch.Tensor:
         t_logits, t_hidden = t(ids, mask)
-        logits, hidden = model.run_plan(ids, mask, None, keep_hidden=True)
-        return kd_loss(logits, hidden, labels, t_logits, [t_hidden[i] for i in kept], mask, dcfg)
+        logits, hidden = model.run_plan(ids, mask, None, keep_hidden=bool(t_hidden))
+        t_kept = [t_hidden[i] for i in kept] if t_hidden else []
+        return kd_loss(logits, hidden if t_hidden else [], labels, t_logits, t_kept, mask, dcfg)
 
     enc = encode_split(tok, task.train, cfg.max_length)
     summary = train(student, loss_fn, enc, cfg, out / "_train_state", "distill")
@@ -156,7 +159,7 @@ def distill_finalist(
         "kind": "distilled",
         "task": task.name,
         "label_names": list(task.label_names),
-        "teacher": elastic.meta.get("teacher"),
+        "teacher": t.name if isinstance(t, LogitTeacher) else elastic.meta.get("teacher"),
         "elastic_base": elastic.meta.get("path"),
         "inherited_dev_accuracy": before["dev_accuracy"],
         **after,
