@@ -117,6 +117,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from canao.profiling.runner import row_key
 
     predictor = None
+    if args.tuned_only and (args.backend != "tvm" or args.rpc_tracker):
+        raise UsageError("--tuned-only applies to --backend tvm on this host")
     if args.adaptive and args.remeasure:
         raise UsageError("--adaptive measures new specs; --remeasure repeats stored ones")
     if args.adaptive:
@@ -148,6 +150,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
             print(
                 f"canao profile: {device}/{args.backend}: {len(specs)} specs "
                 f"({args.space}), {len(specs) - len(todo)} already stored, {len(todo)} to measure",
+                file=sys.stderr,
+            )
+        if args.tuned_only:
+            n = len(todo)
+            todo = _tuned_specs(todo, device, cfg.threads)
+            print(
+                f"canao profile: --tuned-only: {len(todo)} of {n} specs have every workload "
+                "in the tuning database; the others wait for `canao tune`",
                 file=sys.stderr,
             )
         _append_run_log(store.path, args, cfg, space_cfg)
@@ -194,6 +204,29 @@ def _remeasure_specs(store: Any, specs: list[Any], threads: int, which: str) -> 
         df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
     keys = set(df["key"])
     return [s for s in specs if row_key(s, threads) in keys]
+
+
+def _tuned_specs(specs: list[Any], device: str, threads: int) -> list[Any]:
+    """The specs whose workloads all have records in this host's tuning database (block
+    workloads come from the extraction cache, so this is quick once ``canao tune`` ran)."""
+    from tqdm import tqdm
+
+    from canao.profiling.backends.tvm import default_tuning_dir, host_target
+    from canao.profiling.tuning import TuningDatabase, extract_workloads
+
+    target = host_target(threads)
+    db = TuningDatabase(default_tuning_dir(device))
+    known: dict[str, bool] = {}
+    out = []
+    for spec in tqdm(specs, desc="checking tuned workloads", unit="spec", mininterval=5):
+        for w in extract_workloads(spec, target):
+            if w.key not in known:
+                known[w.key] = db.tuned(w, target)
+            if not known[w.key]:
+                break
+        else:
+            out.append(spec)
+    return out
 
 
 def _adaptive_specs(
@@ -926,6 +959,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("noisy", "all"),
         help="measure the design's stored specs again (noisy: flagged noisy or failed rows); "
         "the new rows supersede the old ones, which stay on disk",
+    )
+    p.add_argument(
+        "--tuned-only",
+        action="store_true",
+        help="tvm on this host: measure only the specs whose workloads are all tuned already "
+        "(the rest are left for a later run, not stored as untuned errors)",
     )
     p.add_argument("--adaptive", action="store_true", help="measure where --predictor errs")
     p.add_argument("--predictor", help="predictor folder for --adaptive")

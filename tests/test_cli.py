@@ -32,6 +32,7 @@ def _one_error_line(capsys) -> str:
         (["profile", "--backend", "eager", "--repeat", "1"], "repeat must be >= 3"),
         (["profile", "--backend", "eager", "--device", "../x"], "must be letters"),
         (["profile", "--backend", "eager", "--rpc-tracker", "h:1"], "needs --rpc-key"),
+        (["profile", "--backend", "eager", "--tuned-only"], "--tuned-only applies to"),
         (["measure", "--arch", "gpt-9", "--backend", "eager"], "neither a known architecture"),
         (["measure", "--arch", "bert-base", "--backend", "x"], "unknown backend"),
         (

@@ -80,6 +80,29 @@ def test_extracted_workloads_are_cached_per_block_and_still_find_their_records(
     assert tuning.extract_cache_dir(target) is None
 
 
+def test_profile_tuned_only_keeps_the_blocks_whose_workloads_all_have_records(
+    tmp_path, monkeypatch
+) -> None:
+    """``canao profile --tuned-only``: a block is kept only when every one of its workloads is
+    in the database (here: the workloads of ``a``; ``b`` differs in FFN width)."""
+    from canao.cli import _tuned_specs
+    from canao.profiling.backends.tvm import host_target
+    from canao.profiling.tuning import TuningDatabase, extract_workloads
+
+    monkeypatch.setenv("CANAO_TVM_DB", str(tmp_path / "db"))
+    a, b = BlockSpec(64, 2, 32, 128, 16), BlockSpec(64, 2, 32, 256, 16)
+    have = {w.key for w in extract_workloads(a, host_target(2))}
+    asked = []
+
+    def tuned(self, w, target) -> bool:
+        asked.append(w.key)
+        return w.key in have
+
+    monkeypatch.setattr(TuningDatabase, "tuned", tuned)
+    assert _tuned_specs([a, b, a], "host", 2) == [a, a]
+    assert len(asked) == len(set(asked))  # each workload looked up once
+
+
 def test_grid_models_are_on_the_grid_and_prefix_stable() -> None:
     from canao.profiling.tuning import WorkloadGrid, grid_archs
 
