@@ -90,10 +90,12 @@ def main() -> None:
                 distill_finalist(source, t, arch, task, out, cfg, dcfg)
             row[r] = load_model(out)[1]["test_accuracy"]
         rows.append(row)
-    write(args, tmeta, mmeta, rows, time.perf_counter() - t0)
+    write(args, tmeta, mmeta, rows, len(task.test), time.perf_counter() - t0)
 
 
-def write(args, tmeta: dict, mmeta: dict, rows: list[dict], seconds: float) -> None:
+def write(args, tmeta: dict, mmeta: dict, rows: list[dict], n_test: int, seconds: float) -> None:
+    acc = float(np.nanmean([r["mpnet-logits"] for r in rows]))
+    se = 100 * (acc * (1 - acc) / n_test) ** 0.5  # binomial standard error of one accuracy
     lines = [
         f"# Larger teacher ({args.task}): all-mpnet-base-v2 vs MiniLM-L6",
         "",
@@ -120,7 +122,14 @@ def write(args, tmeta: dict, mmeta: dict, rows: list[dict], seconds: float) -> N
             f"| {r['minilm-logits']:.2%} | {r['mpnet-logits']:.2%} "
             f"| {100 * (r['mpnet-logits'] - r['minilm-logits']):+.2f} pt |"
         )
-    lines += ["", f"Wall time of this run: {seconds / 60:.0f} min.", ""]
+    lines += [
+        "",
+        f"{n_test} test sentences: one standard error of a test accuracy is about {se:.1f} pt, "
+        f"so differences between students below about {2 * se:.1f} pt are within noise.",
+        "",
+        f"Wall time of this run: {seconds / 60:.0f} min (models already there are reused).",
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
