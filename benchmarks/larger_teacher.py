@@ -29,7 +29,12 @@ from canao.compress.checkpoint import is_model_dir, load_model
 from canao.compress.data import load_task
 from canao.compress.distill import DistillConfig, distill_finalist
 from canao.compress.elastic import ElasticBase
-from canao.compress.larger_teacher import LogitTeacher, assemble, finetune_larger
+from canao.compress.larger_teacher import (
+    LogitTeacher,
+    assemble,
+    finetune_larger,
+    split_logits,
+)
 from canao.compress.pretrained import load_tokenizer
 from canao.compress.teacher import default_dir
 from canao.compress.train import TrainConfig, encode_split
@@ -70,13 +75,13 @@ def main() -> None:
     supernet, rewired = default_dir(args.task, "supernet"), default_dir(args.task, "elastic")
     source = ElasticBase.load(supernet if is_model_dir(supernet) else rewired)
 
+    logits = split_logits(mpnet_out, "train")
     rows = []
     for n, ref in refs.items():
         student, rmeta = load_model(ref)
         arch = student.spec
         cfg = TrainConfig(**{**rmeta["train"], "limit": args.limit})
         enc = encode_split(load_tokenizer(), task.train, cfg.max_length)
-        logits = np.load(mpnet_out / "logits-train.npy", allow_pickle=False)
         recipes = {
             "minilm-logits": (teacher, DistillConfig(hidden_weight=0.0)),
             "mpnet-logits": (LogitTeacher(enc, logits), DistillConfig(hidden_weight=0.0)),

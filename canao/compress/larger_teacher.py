@@ -219,4 +219,5 @@ class LogitTeacher:
 
 
 def split_logits(out: Path, split: str) -> np.ndarray:
+    """The logits :func:`finetune_larger` wrote for ``split`` (plain .npy, no pickle)."""
     return np.load(out / f"logits-{split}.npy", allow_pickle=False)

@@ -83,7 +83,7 @@ def test_larger_teacher_finetunes_and_teaches_a_student_by_logits(
     cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, max_length=32)
     meta = lt.finetune_larger(mr_small, tiny_mpnet, tmp_path / "t", cfg)
     assert meta["kind"] == "larger-teacher" and meta["steps"] == 4
-    logits = {s: np.load(tmp_path / "t" / f"logits-{s}.npy") for s in ("train", "dev", "test")}
+    logits = {s: lt.split_logits(tmp_path / "t", s) for s in ("train", "dev", "test")}
     assert logits["train"].shape == (64, 2) and logits["test"].shape == (48, 2)
     assert meta["test_accuracy"] == pytest.approx(
         float((logits["test"].argmax(1) == mr_small.test.labels).mean())
