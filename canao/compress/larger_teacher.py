@@ -7,9 +7,9 @@ the files a transformers ``MPNet`` folder needs (safetensors + tokenizer + confi
 path is trusted), so nothing from the archive is executed.
 
 MPNet has its own tokenizer and a different depth and width from the students, so it teaches by
-logits only: :func:`teacher_logits` scores the training split once, and :class:`LogitTeacher`
-serves those logits during distillation, looked up by the student's own token ids (both
-tokenizations come from the same texts in the same order).
+logits only: :func:`~canao.compress.train.predict_logits` scores the training split once,
+and :class:`LogitTeacher` serves those logits during distillation, looked up by the student's
+own token ids (both tokenizations come from the same texts in the same order).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from canao.compress.train import (
     cross_entropy_loss,
     encode_split,
     finish,
-    length_batches,
+    predict_logits,
     train,
 )
 
@@ -127,23 +127,6 @@ class HFClassifier(torch.nn.Module):
         return self.model(input_ids=ids, attention_mask=mask).logits
 
 
-@torch.inference_mode()
-def teacher_logits(model: torch.nn.Module, enc: Encoded, batch_size: int = 64) -> np.ndarray:
-    """Logits of every row of ``enc`` (in order), batched by length."""
-    was_training = model.training
-    model.eval()
-    out: np.ndarray | None = None
-    for idx in length_batches(enc, batch_size):
-        ids, mask, _ = enc.batch(idx)
-        logits = model(ids, mask).float().numpy()
-        if out is None:
-            out = np.zeros((len(enc), logits.shape[1]), dtype=np.float32)
-        out[idx] = logits
-    model.train(was_training)
-    assert out is not None, "empty split"
-    return out
-
-
 def finetune_larger(
     task: TaskData, folder: Path, out: Path, cfg: TrainConfig, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -166,7 +149,7 @@ def finetune_larger(
     acc = {}
     for s in ("train", "dev", "test"):
         split = task.split(s)
-        logits = teacher_logits(model, encode_split(tok, split, cfg.max_length))
+        logits = predict_logits(model, encode_split(tok, split, cfg.max_length), 64)
         np.save(out / f"logits-{s}.npy", logits, allow_pickle=False)
         acc[f"{s}_accuracy"] = float((logits.argmax(1) == split.labels).mean())
     meta = {

@@ -80,14 +80,22 @@ def length_batches(enc: Encoded, batch_size: int) -> list[np.ndarray]:
 
 
 @torch.inference_mode()
-def predict_logits(model: BertClassifier, enc: Encoded, batch_size: int = 128) -> np.ndarray:
+def predict_logits(model: torch.nn.Module, enc: Encoded, batch_size: int = 128) -> np.ndarray:
+    """Logits of every row of ``enc`` (in order), batched by length; ``model`` is any
+    ``(ids, mask) -> logits`` module (a canao BERT or the larger teacher's wrapper)."""
+    if len(enc) == 0:
+        raise ValueError("no rows to score")
     was_training = model.training
     model.eval()
-    out = np.zeros((len(enc), model.spec.num_labels), dtype=np.float32)
+    out: np.ndarray | None = None
     for idx in length_batches(enc, batch_size):
         ids, mask, _ = enc.batch(idx)
-        out[idx] = model(ids, mask).float().numpy()
+        logits = model(ids, mask).float().numpy()
+        if out is None:
+            out = np.zeros((len(enc), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
     model.train(was_training)
+    assert out is not None
     return out
 
 

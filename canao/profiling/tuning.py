@@ -321,7 +321,35 @@ def plan(
     done: list[Workload] = []
     for w in seen.values():
         (done if db is not None and db.tuned(w, target) else todo).append(w)
-    return todo, done
+    return completion_order(todo), done
+
+
+def completion_order(todo: Sequence[Workload]) -> list[Workload]:
+    """``todo`` reordered so that blocks become fully tuned as early as possible.
+
+    Greedy: next come the untuned workloads of the block that lacks the fewest (ties: the
+    block seen first). Extraction order interleaves the grid's seq_lens, so a run stopped
+    after half its workloads had completed few blocks of either; in this order it finishes
+    one seq_len's FFN widths and then adds a row of blocks per attention config, and what is
+    tuned when it stops is measurable (``canao profile --tuned-only``). Workloads of no block
+    (whole models) come last, in their original order.
+    """
+    missing: dict[BlockSpec, set[str]] = {}
+    for w in todo:
+        for b in w.blocks:
+            missing.setdefault(b, set()).add(w.key)
+    order: list[Workload] = []
+    placed: set[str] = set()
+    while missing:
+        block = min(missing, key=lambda b: len(missing[b]))  # first seen wins a tie
+        keys = set(missing[block])
+        order.extend(w for w in todo if w.key in keys)  # in extraction order
+        placed |= keys
+        for b in list(missing):
+            missing[b] -= keys
+            if not missing[b]:
+                del missing[b]
+    return order + [w for w in todo if w.key not in placed]
 
 
 def estimate_seconds(n_workloads: int, trials: int) -> float:

@@ -16,7 +16,7 @@ from canao.compress.checkpoint import load_model
 from canao.compress.distill import DistillConfig, distill_finalist
 from canao.compress.elastic import ElasticBase
 from canao.compress.pretrained import base_model_dir, load_tokenizer
-from canao.compress.train import TrainConfig, encode_split
+from canao.compress.train import TrainConfig, encode_split, predict_logits
 from canao.modeling import BertClassifier
 from canao.space import LayerSpec
 
@@ -91,7 +91,7 @@ def test_larger_teacher_finetunes_and_teaches_a_student_by_logits(
     # the checkpoint reloads to the same function (safetensors only)
     model = lt.load_finetuned(tiny_mpnet, tmp_path / "t", 2)
     enc_t = encode_split(lt.load_mpnet_tokenizer(tiny_mpnet), mr_small.test, 32)
-    np.testing.assert_allclose(lt.teacher_logits(model, enc_t), logits["test"], atol=1e-5)
+    np.testing.assert_allclose(predict_logits(model, enc_t), logits["test"], atol=1e-5)
     # a finished run is not redone
     assert lt.finetune_larger(mr_small, tiny_mpnet, tmp_path / "t", cfg) == meta
 
