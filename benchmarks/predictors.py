@@ -131,10 +131,11 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
         Xt, yt = X.iloc[test_idx], y[test_idx]
         rng = np.random.default_rng(0)
         order = rng.permutation(pool_idx)
-        start = list(order[: steps[0]])
+        sizes = [n for n in steps if n <= len(pool_idx)]  # a smaller dataset stops earlier
+        start = list(order[: sizes[0]])
         curves: dict[str, list[float]] = {"random": [], "adaptive": []}
         chosen = list(start)
-        for n in steps:
+        for n in sizes:
             rnd = order[:n]
             curves["random"].append(
                 error_metrics(yt, LatencyPredictor().fit(X.iloc[rnd], y[rnd]).predict(Xt))["acc10"]
@@ -161,7 +162,7 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
             )
             print(backend, n, curves["random"][-1], curves["adaptive"][-1], flush=True)
         for name, c in curves.items():
-            ax.plot(steps, c, marker="o", label=name)
+            ax.plot(sizes, c, marker="o", label=name)
         ax.axhline(0.99, color="grey", ls="--", lw=0.8)
         ax.set_title(f"{backend}: held-out {len(yt)} blocks")
         ax.set_xlabel("measured blocks used for training")
@@ -267,7 +268,7 @@ def throughput(frames: dict, lines: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
-    ap.add_argument("--backends", default="onnxruntime,eager")
+    ap.add_argument("--backends", default="onnxruntime,eager,tvm")
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
