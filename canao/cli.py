@@ -68,7 +68,10 @@ def _make_runner(args: argparse.Namespace, device: str, cfg: Any) -> Any:
             return RPCRunner(args.backend, device, args.rpc_tracker, args.rpc_key, cfg)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    return LocalRunner(args.backend, device, cfg)
+    try:
+        return LocalRunner(args.backend, device, cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 # -- canao profile -----------------------------------------------------------------------------

@@ -252,6 +252,9 @@ class LocalRunner(Runner):
         self.device = device
         self.cfg = cfg or EvalConfig()
         self._klass = backend_class(backend)  # fails early on an unknown backend
+        why = self._klass.unavailable()
+        if why:
+            raise ValueError(why)
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None

@@ -14,12 +14,14 @@ pytestmark = [
 ]
 
 
-def test_inductor_cuda_block(tiny_block, tmp_path) -> None:
+@pytest.mark.parametrize("name", ["inductor", "inductor-cudagraphs"])
+def test_inductor_cuda_block(name, tiny_block, tmp_path) -> None:
     from canao.modeling import build_module
-    from canao.profiling.backends.inductor import InductorBackend
+    from canao.profiling.backends import get_backend
 
-    backend = InductorBackend(device="cuda")
+    backend = get_backend(name, device="cuda")
     assert backend.target().startswith("inductor-cuda-")
+    assert backend.target().endswith("-cudagraphs") == (name == "inductor-cudagraphs")
     res = backend.build(tiny_block, tmp_path)
     assert res.error is None, res.error
     module = build_module(tiny_block)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner, RPCRunner, parse_tracker
@@ -66,6 +67,20 @@ def test_model_row(tiny_arch) -> None:
 def test_unknown_backend_fails_early() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         LocalRunner("nope", "d")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here")
+def test_gpu_only_backend_refused_without_a_gpu(capsys, tmp_path) -> None:
+    from canao.cli import main
+    from canao.profiling.backends.inductor import InductorGraphsBackend
+
+    with pytest.raises(ValueError, match="no CUDA GPU here"):
+        LocalRunner("inductor-cudagraphs", "d")
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA GPU"):
+        InductorGraphsBackend(device="cpu")
+    out = tmp_path / "out"
+    assert main(["profile", "--backend", "inductor-cudagraphs", "--out", str(out)]) == 2
+    assert "use --backend inductor" in capsys.readouterr().err and not out.exists()
 
 
 def test_rpc_runner_refuses_non_tvm_backend() -> None:

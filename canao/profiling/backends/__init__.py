@@ -14,6 +14,7 @@ BACKENDS: dict[str, str] = {
     "tvm": "canao.profiling.backends.tvm:TvmBackend",
     "tvm-untuned": "canao.profiling.backends.tvm:TvmUntunedBackend",
     "inductor": "canao.profiling.backends.inductor:InductorBackend",
+    "inductor-cudagraphs": "canao.profiling.backends.inductor:InductorGraphsBackend",
 }
 
 

@@ -63,6 +63,11 @@ class Backend(abc.ABC):
     def __init__(self, threads: int = 2) -> None:
         self.threads = threads
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this backend cannot run on this machine (checked before a run starts), or None."""
+        return None
+
     @abc.abstractmethod
     def _build(self, spec: Spec, workdir: Path) -> Artifact:
         """Build or raise; ``build`` turns exceptions into data."""
