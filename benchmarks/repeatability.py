@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from canao.predictors.evaluation import load_rows
+from canao.predictors.metrics import error_metrics
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner
 from canao.space import BlockSpec
@@ -33,12 +34,12 @@ COLS = ["hidden", "heads", "head_dim", "ffn", "seq_len", "batch"]
 
 
 def agreement(a: pd.Series, b: pd.Series) -> dict[str, float]:
-    """How two measurements of the same blocks agree: |a/b - 1| within 5% and 10%."""
+    """How measurements ``a`` agree with ``b`` of the same blocks, scored as the predictors
+    are (``error_metrics``, ``b`` the reference), plus the median and 95th percentile of the
+    relative difference."""
     rel = np.abs(a.to_numpy() / b.to_numpy() - 1)
     return {
-        "n": len(rel),
-        "acc5": float((rel <= 0.05).mean()),
-        "acc10": float((rel <= 0.10).mean()),
+        **error_metrics(b.to_numpy(), a.to_numpy()),
         "median": float(np.median(rel)),
         "p95": float(np.percentile(rel, 95)),
     }
@@ -102,7 +103,7 @@ def main() -> None:
     for name, a, b in comparisons:
         s = agreement(a, b)
         lines.append(
-            f"| {name} | {s['n']} | {s['acc5']:.1%} | {s['acc10']:.1%} | {s['median']:.2%} "
+            f"| {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} | {s['median']:.2%} "
             f"| {s['p95']:.2%} |"
         )
     lines += [
@@ -115,7 +116,7 @@ def main() -> None:
     for name, g in t.groupby(pd.cut(t["r1"], BINS), observed=True):
         s = agreement(g["r2_flat"], g["r1"])
         lines.append(
-            f"| {name} | {s['n']} | {s['acc5']:.1%} | {s['acc10']:.1%} | {s['median']:.2%} |"
+            f"| {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} | {s['median']:.2%} |"
         )
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"repeatability-{args.backend}.md"
