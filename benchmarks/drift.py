@@ -1,6 +1,6 @@
 """Host drift during a measurement campaign, seen in the data itself.
 
-    .venv/bin/python benchmarks/drift.py [--data datasets_latency] [--bin 4min]
+    .venv/bin/python benchmarks/drift.py [--data datasets_latency] [--device D] [--bin 4min]
 
 For each backend, out-of-fold XGBoost predictions (5 folds) of every block row; the median
 ratio measured/predicted over time bins shows whether the host's speed moved while the rows
@@ -24,6 +24,7 @@ OUT = Path(__file__).parent / "results"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
+    ap.add_argument("--device", default="intel-xeon-amx-2c", help="whose datasets")
     ap.add_argument("--backends", default="onnxruntime,eager")
     ap.add_argument("--bin", default="4min")
     args = ap.parse_args()
@@ -35,7 +36,7 @@ def main() -> None:
     lines = ["# Host drift during the measurement of the shipped blocks", ""]
     fig, ax = plt.subplots(figsize=(7, 4))
     for backend in args.backends.split(","):
-        df = load_rows(args.data, backend)
+        df = load_rows(args.data, backend, args.device)
         X, y = blocks_xy(df)
         blocks = df[df["kind"] == "block"].reset_index(drop=True)
         ratio = pd.Series(
@@ -65,12 +66,12 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT / "drift.png", dpi=120)
     lines.append("![drift](drift.png)")
-    lines += ["", *canary_correction(args.data, args.backends.split(",") + ["tvm"])]
+    lines += ["", *canary_correction(args.data, args.device, args.backends.split(",") + ["tvm"])]
     (OUT / "drift.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def canary_correction(data: Path, backends: list[str]) -> list[str]:
+def canary_correction(data: Path, device: str, backends: list[str]) -> list[str]:
     """Held-out accuracy with and without dividing every row by its canary
     (``canao train --drift canary``): 80/20 random split of the blocks, and of the whole models
     on top of a predictor trained on every block, as ``canao train`` reports them."""
@@ -87,7 +88,7 @@ def canary_correction(data: Path, backends: list[str]) -> list[str]:
     ]
     for backend in dict.fromkeys(backends):
         try:
-            df = load_rows(data, backend)
+            df = load_rows(data, backend, device)
         except ValueError:
             continue
         has = float(df["canary_ms"].notna().mean())

@@ -1,13 +1,21 @@
 """Predictor accuracy on the shipped datasets: every figure of the README's predictor section.
 
-    .venv/bin/python benchmarks/predictors.py [--data datasets_latency] [--quick]
+    .venv/bin/python benchmarks/predictors.py [--data datasets_latency] [--datasets D/B,...]
+        [--quick]
+
+Every (device, backend, thread count) dataset under ``--data`` with at least 300 block rows,
+unless ``--datasets`` names them (``intel-xeon-amx-2c/onnxruntime/2t,...``); ``--median D,...``
+adds those datasets again with each block's repeated measurements (``canao profile
+--remeasure all`` rounds) combined by their median (``D/median``) beside the latest one.
 
 1. Block level, two held-out splits (random 80/20; out-of-range: train on hidden, FFN and
    seq_len all <= their 90th percentile, test on the rest), XGBoost vs the baselines.
 2. Whole models: sum of block predictions + fitted overhead, on held-out measured models.
 3. Adaptive vs random sampling: held-out ±10% accuracy against the number of measured blocks
    (the pool is the measured dataset, so no new measurement is needed).
-4. Transfer to a new device/backend from a few blocks, against training from scratch.
+4. Transfer to a new device or backend from a few blocks, against training from scratch:
+   every ordered pair of datasets (a real second device where one is measured: e.g. the same
+   ONNX Runtime design on an Intel and an AMD host).
 5. Throughput of batched whole-model prediction.
 
 Writes benchmarks/results/predictors.md and PNGs beside it.
@@ -34,9 +42,10 @@ from canao.predictors.evaluation import (
     scatter_png,
 )
 from canao.predictors.features import features_from_specs
-from canao.predictors.metrics import error_metrics
+from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.predictors.predictor import LatencyPredictor
 from canao.profiling.samplers import ModelSpace, random_archs
+from canao.profiling.store import read_rows
 from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
@@ -47,23 +56,36 @@ def specs_of(df: pd.DataFrame) -> list[BlockSpec]:
     return [BlockSpec(*map(int, r)) for r in df[cols].to_numpy()]
 
 
-def block_tables(data: Path, backends: list[str], lines: list[str]) -> dict:
-    frames = {}
-    for backend in backends:
-        df = load_rows(data, backend)
+def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
+    """``device/backend/<threads>t`` of every dataset under ``data`` with at least
+    ``min_blocks`` valid block rows, largest first."""
+    df = read_rows(data)
+    df = df[(df["kind"] == "block") & df["error"].isna()]
+    counts = df.groupby(["device", "backend", "threads"]).size().sort_values(ascending=False)
+    return [f"{d}/{b}/{t}t" for (d, b, t), n in counts.items() if n >= min_blocks]
+
+
+def block_tables(data: Path, datasets: list[str], lines: list[str]) -> tuple[dict, list[str]]:
+    """Per dataset, XGBoost against the baselines on both splits; also the summary rows (one
+    per dataset and split: XGBoost and the best baseline by ±10%)."""
+    frames, summary = {}, []
+    for name in datasets:
+        device, backend, threads, *combine = name.split("/")
+        df = load_rows(data, backend, device, int(threads.rstrip("t")), *combine)
         X, y = blocks_xy(df)
-        frames[backend] = (df, X, y)
+        frames[name] = (df, X, y)
         makers = {"xgboost": LatencyPredictor, **BASELINES}
         table, preds = compare(X, y, makers)
-        device = str(df["device"].iloc[0])
         png = scatter_png(
             preds,
             "xgboost",
-            OUT / f"scatter-{backend}.png",
-            f"XGBoost, {device} / {backend}, held-out blocks",
+            OUT / f"scatter-{name.replace('/', '-')}.png",
+            f"XGBoost, {name}, held-out blocks",
         )
         lines += [
-            f"### Blocks: {device} / {backend} ({len(y)} rows)",
+            f"### Blocks: {device} / {backend}, {threads.rstrip('t')} threads"
+            + (", median of repeated measurements" if combine else "")
+            + f" ({len(y)} rows)",
             "",
             format_table(table),
             "",
@@ -73,14 +95,22 @@ def block_tables(data: Path, backends: list[str], lines: list[str]) -> dict:
             "",
         ]
         print(format_table(table), flush=True)
-    return frames
+        for split, g in table.groupby("split", sort=False):
+            xgb = g[g["model"] == "xgboost"].iloc[0]
+            base = g[g["model"] != "xgboost"].sort_values("acc10").iloc[-1]
+            summary.append(
+                f"| {name} | {split} | {int(xgb['n'])} | {xgb['mape']:.2f}% | {xgb['acc5']:.1%} "
+                f"| {xgb['acc10']:.1%} | {xgb['max_err']:.1f}% | {xgb['kendall_tau']:.3f} "
+                f"| {base['model']} {base['acc10']:.1%} |"
+            )
+    return frames, summary
 
 
 def by_range(p: dict[str, np.ndarray]) -> str:
     """XGBoost's held-out accuracy by measured latency (random split)."""
     y, yhat = p["measured"], p["xgboost"]
     rel = np.abs(yhat / y - 1)
-    bins = pd.cut(y, [0, 0.1, 0.3, 1, 3, 10, 30, 1e9])
+    bins = pd.cut(y, LATENCY_BINS_MS)
     rows = ["| measured latency (ms) | n | within ±5% | within ±10% |", "|---|---:|---:|---:|"]
     for b, r in pd.DataFrame({"bin": bins, "rel": rel}).groupby("bin", observed=True)["rel"]:
         rows.append(f"| {b} | {len(r)} | {(r <= 0.05).mean():.1%} | {(r <= 0.10).mean():.1%} |")
@@ -91,10 +121,10 @@ def model_level(frames: dict, lines: list[str]) -> None:
     lines += [
         "### Whole models (held-out 50% of the measured models)",
         "",
-        "| backend | models | overhead | MAPE | ±5% | ±10% | max err |",
+        "| dataset | models | overhead | MAPE | ±5% | ±10% | max err |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
-    for backend, (df, X, y) in frames.items():
+    for name, (df, X, y) in frames.items():
         archs, ms, threads = model_rows(df)
         if len(archs) < 10:
             continue
@@ -105,7 +135,7 @@ def model_level(frames: dict, lines: list[str]) -> None:
                 model.fit_overhead([archs[i] for i in tr], ms[tr], threads)
             m = error_metrics(ms[te], model.predict_archs([archs[i] for i in te], threads))
             lines.append(
-                f"| {backend} | {len(te)} | {label} | {m['mape']:.2f}% | {m['acc5']:.1%} | "
+                f"| {name} | {len(te)} | {label} | {m['mape']:.2f}% | {m['acc5']:.1%} | "
                 f"{m['acc10']:.1%} | {m['max_err']:.1f}% |"
             )
     lines.append("")
@@ -121,11 +151,11 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
     lines += [
         "### Adaptive vs random sampling (held-out ±10% accuracy)",
         "",
-        "| backend | blocks measured | random | adaptive |",
+        "| dataset | blocks measured | random | adaptive |",
         "|---|---:|---:|---:|",
     ]
     params = {"n_estimators": 300}
-    for ax, (backend, (df, X, y)) in zip(axes[0], frames.items(), strict=True):
+    for ax, (name, (df, X, y)) in zip(axes[0], frames.items(), strict=True):
         pool_idx, test_idx = random_split(len(y), seed=7)
         specs = specs_of(df[df["kind"] == "block"].reset_index(drop=True))
         Xt, yt = X.iloc[test_idx], y[test_idx]
@@ -158,13 +188,13 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
                 error_metrics(yt, LatencyPredictor().fit(X.iloc[ch], y[ch]).predict(Xt))["acc10"]
             )
             lines.append(
-                f"| {backend} | {n} | {curves['random'][-1]:.1%} | {curves['adaptive'][-1]:.1%} |"
+                f"| {name} | {n} | {curves['random'][-1]:.1%} | {curves['adaptive'][-1]:.1%} |"
             )
-            print(backend, n, curves["random"][-1], curves["adaptive"][-1], flush=True)
+            print(name, n, curves["random"][-1], curves["adaptive"][-1], flush=True)
         for name, c in curves.items():
             ax.plot(sizes, c, marker="o", label=name)
         ax.axhline(0.99, color="grey", ls="--", lw=0.8)
-        ax.set_title(f"{backend}: held-out {len(yt)} blocks")
+        ax.set_title(f"{name}: held-out {len(yt)} blocks")
         ax.set_xlabel("measured blocks used for training")
         ax.set_ylabel("share within ±10%")
         ax.legend()
@@ -179,13 +209,15 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    backends = list(frames)
-    pairs = [(a, b) for a in backends for b in backends if a != b]
+    names = list(frames)
+    pairs = [(a, b) for a in names for b in names if a != b]
     if not pairs:
         return
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.4), squeeze=False)
+    panel = dict(zip(names, axes[0], strict=True))
     lines += [
-        "### Transfer to a new backend from a few measured blocks (±10% on all other rows)",
+        "### Transfer to a new device or backend from a few measured blocks "
+        "(±10% on all other rows)",
         "",
         "| source -> target | blocks | transfer ±10% | transfer MAPE | from scratch ±10% |",
         "|---|---:|---:|---:|---:|",
@@ -225,12 +257,16 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
                 f"| {src} -> {dst} | {n} | {acc[-1]:.1%} | {mape[-1]:.2f}% | {scratch[-1]:.1%} |"
             )
             print(src, dst, n, acc[-1], scratch[-1], flush=True)
-        ax.plot(ns, acc, marker="o", label=f"{src} -> {dst} (transfer)")
-        ax.plot(ns, scratch, marker="x", ls=":", label=f"{dst} from scratch")
-    ax.axhline(0.95, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("measured blocks on the target")
-    ax.set_ylabel("share within ±10% (other rows)")
-    ax.legend(fontsize=8)
+        ax = panel[dst]
+        if not ax.lines:
+            ax.plot(ns, scratch, marker="x", ls=":", color="black", label="from scratch")
+        ax.plot(ns, acc, marker="o", label=f"from {src}")
+    for dst, ax in panel.items():
+        ax.axhline(0.95, color="grey", ls="--", lw=0.8)
+        ax.set_title(f"target {dst}", fontsize=9)
+        ax.set_xlabel("measured blocks on the target")
+        ax.set_ylabel("share within ±10% (other rows)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "transfer.png", dpi=120)
     lines += [
@@ -268,23 +304,42 @@ def throughput(frames: dict, lines: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
-    ap.add_argument("--backends", default="onnxruntime,eager,tvm")
+    ap.add_argument(
+        "--datasets",
+        help="device/backend/<threads>t,... (default: every dataset with >= 300 blocks)",
+    )
+    ap.add_argument("--median", default="", help="datasets also scored with median of repeats")
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["# Predictor accuracy (benchmarks/predictors.py)", ""]
-    frames = block_tables(args.data, args.backends.split(","), lines)
+    datasets = args.datasets.split(",") if args.datasets else datasets_in(args.data)
+    for name in filter(None, args.median.split(",")):
+        datasets.insert(datasets.index(name) + 1 if name in datasets else 0, f"{name}/median")
+    frames, summary = block_tables(args.data, datasets, lines)
     model_level(frames, lines)
     steps = [100, 200, 400] if args.quick else [100, 200, 400, 700, 1000, 1500, 2000]
-    adaptive_vs_random(frames, lines, steps, batch=100 if args.quick else 150)
+    single = {k: v for k, v in frames.items() if not k.endswith("/median")}
+    adaptive_vs_random(single, lines, steps, batch=100 if args.quick else 150)
     transfer(
-        frames,
+        single,
         lines,
         [5, 10, 20, 50] if args.quick else [5, 10, 20, 30, 50],
         2 if args.quick else 5,
     )
     throughput(frames, lines)
-    (OUT / "predictors.md").write_text("\n".join(lines) + "\n")
+    head = [
+        lines[0],
+        "",
+        "## Summary: XGBoost on held-out blocks, and the best baseline by ±10%",
+        "",
+        "| dataset | split | held out | MAPE | within ±5% | within ±10% | max error | Kendall tau "
+        "| best baseline (±10%) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        *summary,
+        "",
+    ]
+    (OUT / "predictors.md").write_text("\n".join(head + lines[2:]) + "\n")
     print(f"written to {OUT / 'predictors.md'}")
 
 

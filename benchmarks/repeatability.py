@@ -1,15 +1,26 @@
 """Measurement repeatability: the floor under every predictor figure.
 
-    .venv/bin/python benchmarks/repeatability.py --backend onnxruntime [--n 100] [--rounds 2]
+    .venv/bin/python benchmarks/repeatability.py --backend onnxruntime [--threads 1,2]
+        [--n 100] [--rounds 3] [--device D]
+    .venv/bin/python benchmarks/repeatability.py --backend onnxruntime --stored --device D
+        --threads 1
 
 A predictor cannot be more accurate than the measurements it is scored against. This samples
-``--n`` stored blocks of a backend's dataset and measures them again ``--rounds`` times,
-interleaved (round 1 over all specs, then round 2, ...), in one sitting, with the dataset's own
-evaluator settings. It reports how often two measurements of the same block agree within ±5% /
-±10%: between rounds of this sitting (raw, and with the sitting's overall drift -- the median
-ratio of the two rounds -- divided out), and between this sitting and the stored row (measured
-hours or days earlier). Run it on a quiet machine. Writes
-benchmarks/results/repeatability-<backend>.md.
+``--n`` stored blocks of a backend's dataset (this host's, else ``--device``'s) and measures
+them again on this host ``--rounds`` times at each of ``--threads``, interleaved (round 1 over
+all specs, each spec at every thread count back to back, then round 2, ...), in one sitting,
+with the dataset's evaluator settings. It reports, per thread count, how often two
+measurements of the same block agree within ±5% / ±10% (scored as the predictors are):
+between consecutive rounds of this sitting (raw, and with each round's overall drift -- the
+median ratio -- divided out), and, where the stored row is this host's at that thread count,
+between this sitting and the stored row (measured minutes or days earlier). Run it on a quiet
+machine. Writes benchmarks/results/repeatability-<host>-<backend>.md and the raw times beside
+it (.csv, rewritten after every round, so an interrupted run keeps what it measured).
+
+``--stored`` measures nothing: it scores the rounds already in the dataset (``canao profile
+--remeasure all`` run again and again over a campaign, each key's measurements in time order),
+the noise floor at the scale of a campaign, minutes to hours apart. Writes
+benchmarks/results/repeatability-<device>-<backend>-stored.md.
 """
 
 from __future__ import annotations
@@ -22,104 +33,214 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from canao.predictors.evaluation import load_rows
-from canao.predictors.metrics import error_metrics
+from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
+from canao.profiling.fingerprint import host_device_name
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner
+from canao.profiling.store import read_all_rows, read_rows
 from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
-BINS = [0, 0.1, 0.3, 1, 3, 10, 30, 1000]
 COLS = ["hidden", "heads", "head_dim", "ffn", "seq_len", "batch"]
 
 
-def agreement(a: pd.Series, b: pd.Series) -> dict[str, float]:
+def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """How measurements ``a`` agree with ``b`` of the same blocks, scored as the predictors
     are (``error_metrics``, ``b`` the reference), plus the median and 95th percentile of the
     relative difference."""
-    rel = np.abs(a.to_numpy() / b.to_numpy() - 1)
+    rel = np.abs(a / b - 1)
     return {
-        **error_metrics(b.to_numpy(), a.to_numpy()),
+        **error_metrics(b, a),
         "median": float(np.median(rel)),
         "p95": float(np.percentile(rel, 95)),
     }
+
+
+def measure(
+    specs: pd.DataFrame, backend: str, host: str, threads: list[int], rounds: int, raw: Path
+) -> pd.DataFrame:
+    """``rounds`` interleaved rounds over ``specs`` at every thread count; the table (one row
+    per spec, thread count and round) is rewritten to ``raw`` after every round."""
+    blocks = [BlockSpec(*(int(r[c]) for c in COLS)) for _, r in specs.iterrows()]
+    runners = {t: LocalRunner(backend, host, EvalConfig(threads=t)) for t in threads}
+    rows: list[dict[str, object]] = []
+    try:
+        for k in range(1, rounds + 1):
+            errors = []
+            for i, spec in enumerate(tqdm(blocks, desc=f"round {k}/{rounds}")):
+                for t, runner in runners.items():
+                    res = runner.run(spec)
+                    ok = res.ok and res.measurement is not None
+                    ms = res.measurement.median_ms if res.measurement is not None else np.nan
+                    rows.append({"spec": i, "threads": t, "round": k, "ms": ms if ok else np.nan})
+                    if not ok:
+                        errors.append(res.error or "no measurement")
+            if len(errors) == len(blocks) * len(threads):
+                raise SystemExit(f"round {k}: every measurement failed, e.g.: {errors[0]}")
+            pd.DataFrame(rows).to_csv(raw, index=False)
+    finally:
+        for runner in runners.values():
+            runner.close()
+    return pd.DataFrame(rows)
+
+
+def report(
+    times: pd.DataFrame, specs: pd.DataFrame, stored: pd.DataFrame, rounds: int
+) -> list[str]:
+    """Markdown tables: per thread count, round vs round and sitting vs stored."""
+    lines = [
+        "| threads | two measurements of the same blocks | n | within ±5% | within ±10% "
+        "| median diff | 95th pct diff |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    by_range = []
+    for t, g in times.groupby("threads"):
+        w = g.pivot(index="spec", columns="round", values="ms").dropna()
+        comparisons = []
+        for k in range(2, rounds + 1):
+            comparisons.append((f"round {k} vs round {k - 1}", w[k], w[k - 1]))
+            drift = float(np.median(w[k] / w[k - 1]))
+            comparisons.append(
+                (f"round {k} vs round {k - 1}, drift ({drift:.3f}) divided out", w[k] / drift,
+                 w[k - 1])
+            )  # fmt: skip
+        if rounds >= 3:
+            for k in range(1, rounds + 1):
+                others = w.drop(columns=k).median(axis=1)
+                comparisons.append((f"round {k} vs the median of the other rounds", w[k], others))
+        keys = specs["key"].to_numpy()[w.index] if len(stored) else np.array([])
+        ref = stored[stored["threads"] == t].set_index("key")["median_ms"] if len(stored) else None
+        have = np.isin(keys, ref.index) if ref is not None else np.array([False])
+        if ref is not None and have.any():
+            mean = w.mean(axis=1)[have]
+            old = ref.loc[keys[have]].to_numpy()
+            comparisons.append(("this sitting (mean of rounds) vs the stored row", mean, old))
+        for name, a, b in comparisons:
+            s = agreement(np.asarray(a, float), np.asarray(b, float))
+            lines.append(
+                f"| {t} | {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} "
+                f"| {s['median']:.2%} | {s['p95']:.2%} |"
+            )
+        for name, part in w.groupby(pd.cut(w[1], LATENCY_BINS_MS), observed=True):
+            s = agreement(part[2].to_numpy(), part[1].to_numpy())
+            by_range.append(
+                f"| {t} | {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} "
+                f"| {s['median']:.2%} |"
+            )
+    return [
+        *lines,
+        "",
+        "Round 2 vs round 1 by measured latency:",
+        "",
+        "| threads | measured latency (ms) | n | within ±5% | within ±10% | median diff |",
+        "|---:|---|---:|---:|---:|---:|",
+        *by_range,
+    ]
+
+
+def stored_rounds(df: pd.DataFrame, threads: list[int]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The dataset's own repeated measurements as ``measure`` would return them: one row per
+    key, thread count and round (rounds in time order; keys measured once are left out)."""
+    df = df[df["threads"].isin(threads)].sort_values("timestamp")
+    df = df.assign(round=df.groupby("key").cumcount() + 1)
+    df = df[df.groupby("key")["round"].transform("max") >= 2]
+    rounds = int(df.groupby("key")["round"].max().min()) if len(df) else 0
+    keys = pd.DataFrame({"key": df["key"].unique()})
+    spec = pd.Series(keys.index, index=keys["key"])
+    times = pd.DataFrame(
+        {
+            "spec": spec.loc[df["key"]].to_numpy(),
+            "threads": df["threads"].to_numpy(),
+            "round": df["round"].to_numpy(),
+            "ms": df["median_ms"].to_numpy(dtype=float),
+        }
+    )
+    return times[times["round"] <= rounds], keys, rounds
+
+
+def valid_blocks(df: pd.DataFrame, device: str, backend: str) -> pd.DataFrame:
+    ok = (df["device"] == device) & (df["backend"] == backend) & (df["kind"] == "block")
+    return df[ok & df["error"].isna()]
+
+
+def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
+    device = args.device or host_device_name()
+    df = valid_blocks(read_all_rows(args.data), device, args.backend)
+    times, keys, rounds = stored_rounds(df, threads or sorted(df["threads"].unique()))
+    if rounds < 2:
+        raise SystemExit(f"no {device} / {args.backend} blocks measured in 2 rounds or more")
+    when = df[df["key"].isin(keys["key"])]["timestamp"]
+    lines = [
+        f"# Repeatability over a campaign: {len(keys)} stored {device} / {args.backend} blocks, "
+        f"{rounds} rounds each",
+        "",
+        f"`.venv/bin/python benchmarks/repeatability.py --backend {args.backend} --stored "
+        f"--device {device}" + (f" --threads {args.threads}" if args.threads else "") + "`: "
+        f"the rounds of the stored rows (`canao profile --remeasure all`), measured "
+        f"{when.min()} .. {when.max()}; nothing measured now.",
+        "",
+        *report(times, keys, pd.DataFrame(), rounds),
+    ]
+    path = OUT / f"repeatability-{device}-{args.backend}-stored.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
     ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--device", help="whose stored blocks to measure again (default: this host's)")
+    ap.add_argument("--threads", default="", help="comma-separated (default: the stored rows')")
     ap.add_argument("--n", type=int, default=100, help="stored blocks to measure again")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (>= 2)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 2)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stored", action="store_true", help="score the stored rounds; no measuring")
     args = ap.parse_args()
+    if args.stored:
+        return main_stored(args, [int(t) for t in args.threads.split(",") if t])
     if args.rounds < 2 or args.n < 2:
         ap.error("--rounds and --n must be >= 2")
-    df = load_rows(args.data, args.backend)
-    blocks = df[df["kind"] == "block"]
-    blocks = blocks.sample(n=min(args.n, len(blocks)), random_state=args.seed)
-    threads = int(blocks["threads"].iloc[0])
-    specs = [BlockSpec(*(int(row[c]) for c in COLS)) for _, row in blocks.iterrows()]
-    t0 = time.time()
-    again = np.full((args.rounds, len(specs)), np.nan)
-    with LocalRunner(args.backend, str(df["device"].iloc[0]), EvalConfig(threads=threads)) as r:
-        for k in range(args.rounds):
-            for i, spec in enumerate(tqdm(specs, desc=f"round {k + 1}/{args.rounds}")):
-                res = r.run(spec)
-                if res.ok and res.measurement is not None:
-                    again[k, i] = res.measurement.median_ms
-    minutes = (time.time() - t0) / 60
-    ok = ~np.isnan(again).any(axis=0)
-    t = pd.DataFrame({"stored": blocks["median_ms"].to_numpy()[ok]})
-    for k in range(args.rounds):
-        t[f"r{k + 1}"] = again[k, ok]
-    drift = float(np.median(t["r2"] / t["r1"]))
-    t["r2_flat"] = t["r2"] / drift
-    t["mean"] = t[[f"r{k + 1}" for k in range(args.rounds)]].mean(axis=1)
-    stored_ratio = float(np.median(t["mean"] / t["stored"]))
-    comparisons = [
-        ("round 2 vs round 1", t["r2"], t["r1"]),
-        ("round 2 vs round 1, sitting drift divided out", t["r2_flat"], t["r1"]),
-        ("this sitting (mean of rounds) vs the stored row", t["mean"], t["stored"]),
-        (
-            "this sitting vs the stored row, drift divided out",
-            t["mean"] / stored_ratio,
-            t["stored"],
-        ),
-    ]
-    lines = [
-        f"# Repeatability: {len(t)} stored {args.backend} blocks measured again",
-        "",
-        f"`.venv/bin/python benchmarks/repeatability.py --backend {args.backend} --n {args.n} "
-        f"--rounds {args.rounds} --seed {args.seed}`: {args.rounds} interleaved rounds in "
-        f"{minutes:.0f} minutes ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
-        f"{int((~ok).sum())} blocks failed and are left out. Round 2 / round 1 median ratio "
-        f"{drift:.3f}; this sitting / stored rows {stored_ratio:.3f}.",
-        "",
-        "| two measurements of the same blocks | n | within ±5% | within ±10% | median diff "
-        "| 95th pct diff |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, a, b in comparisons:
-        s = agreement(a, b)
-        lines.append(
-            f"| {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} | {s['median']:.2%} "
-            f"| {s['p95']:.2%} |"
-        )
-    lines += [
-        "",
-        "Round 2 vs round 1 (drift divided out) by latency:",
-        "",
-        "| measured latency (ms) | n | within ±5% | within ±10% | median diff |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, g in t.groupby(pd.cut(t["r1"], BINS), observed=True):
-        s = agreement(g["r2_flat"], g["r1"])
-        lines.append(
-            f"| {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} | {s['median']:.2%} |"
-        )
+    host = host_device_name()
+    device = args.device or host
+    df = valid_blocks(read_rows(args.data), device, args.backend)
+    if df.empty:
+        ap.error(f"no stored {device} / {args.backend} blocks under {args.data}; name --device")
+    threads = (
+        [int(t) for t in args.threads.split(",")]
+        if args.threads
+        else sorted(int(t) for t in df["threads"].unique())
+    )
+    df = df.assign(key=df["key"].str.replace(r"\|t\d+$", "", regex=True))  # the spec alone
+    specs = df.drop_duplicates("key").sample(
+        n=min(args.n, df["key"].nunique()), random_state=args.seed
+    )
+    specs = specs.reset_index(drop=True)
+    stored = df if device == host else df.iloc[0:0]
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"repeatability-{args.backend}.md"
+    stem = OUT / f"repeatability-{host}-{args.backend}"
+    t0 = time.time()
+    times = measure(specs, args.backend, host, threads, args.rounds, stem.with_suffix(".csv"))
+    minutes = (time.time() - t0) / 60
+    failed = int(times["ms"].isna().sum())
+    cmd = (
+        f"`.venv/bin/python benchmarks/repeatability.py --backend {args.backend} "
+        + (f"--device {args.device} " if args.device else "")
+        + f"--threads {','.join(map(str, threads))} --n {args.n} --rounds {args.rounds} "
+        f"--seed {args.seed}`"
+    )
+    lines = [
+        f"# Repeatability on {host}: {len(specs)} stored {device} / {args.backend} blocks "
+        "measured again",
+        "",
+        f"{cmd}: {args.rounds} interleaved rounds at {', '.join(map(str, threads))} threads in "
+        f"{minutes:.0f} minutes (ended {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
+        f"{failed} measurements failed and are left out; raw times in `{stem.name}.csv`."
+        + ("" if device == host else f" Stored on another device ({device}): not compared."),
+        "",
+        *report(times, specs, stored, args.rounds),
+    ]
+    path = stem.with_suffix(".md")
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -218,7 +218,7 @@ def _tuned_specs(specs: list[Any], device: str, threads: int) -> list[Any]:
     from canao.profiling.tuning import TuningDatabase, extract_workloads
 
     target = host_target(threads)
-    db = TuningDatabase(default_tuning_dir(device))
+    db = TuningDatabase(default_tuning_dir(device), create=False)
     known: dict[str, bool] = {}
     out = []
     for spec in tqdm(specs, desc="checking tuned workloads", unit="spec", mininterval=5):
@@ -242,7 +242,7 @@ def _adaptive_specs(
     from canao.profiling.samplers import block_samples
 
     try:
-        df = load_rows(Path(args.out), args.backend, device)
+        df = load_rows(Path(args.out), args.backend, device, cfg.threads)
     except DatasetError as e:
         raise UsageError(f"--adaptive starts from measured rows: {e}") from None
     X, y = blocks_xy(df)
@@ -265,10 +265,11 @@ def _retrain(args: argparse.Namespace, device: str, predictor: Any) -> None:
     from canao.predictors.evaluation import blocks_xy, dataset_hash, load_rows
     from canao.predictors.predictor import LatencyPredictor
 
-    df = load_rows(Path(args.out), args.backend, device)
+    df = load_rows(Path(args.out), args.backend, device, args.threads)
     X, y = blocks_xy(df)
     model = LatencyPredictor(**predictor.get_params()).fit(X, y)
-    meta = {k: v for k, v in predictor.meta_.items() if k in ("device", "backend", "threads")}
+    # the rows are this run's device's, whatever device the starting predictor was fitted for
+    meta = {"device": device, "backend": args.backend, "threads": int(df["threads"].iloc[0])}
     meta["dataset"] = {"path": str(args.out), "hash": dataset_hash(df), "block_rows": len(y)}
     meta["adaptive"] = {"from": str(args.predictor)}
     out = Path(args.predictor_out or args.predictor)
@@ -488,7 +489,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             f"{out['arch'] if arch.name else 'arch'} on {device} / {args.backend}{label}: "
             f"median {m.median_ms:.3f} ms (IQR {m.iqr_ms:.3f}, CV {m.cv:.1%}"
             f"{', NOISY' if res.noisy else ''}), {len(m.samples_ms)} samples, "
-            f"{cfg.threads} threads, seq_len {arch.seq_len}"
+            f"{cfg.threads} thread{'s' if cfg.threads != 1 else ''}, seq_len {arch.seq_len}"
         )
     return 0
 
@@ -587,7 +588,7 @@ def _load_training_rows(args: argparse.Namespace) -> Any:
         raise UsageError(f"{args.data}: no such dataset")
     device = _device(args.device) if args.device else None
     try:
-        return load_rows(Path(args.data), args.backend, device)
+        return load_rows(Path(args.data), args.backend, device, args.threads, args.combine)
     except DatasetError as e:
         raise UsageError(str(e)) from None
 
@@ -644,6 +645,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "hash": dataset_hash(df),
             "block_rows": len(y),
             "model_rows": len(archs),
+            "combine": args.combine,
         },
         # latencies were divided by the host's drift, measured by the canary block: the
         # predictions are at this canary time (ms); None when not corrected
@@ -765,7 +767,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         print(
             f"{arch.name or 'arch'}: predicted {ms:.3f} ms on {out['device']} / {out['backend']} "
-            f"({threads} threads, seq_len {arch.seq_len}, {out['gflops']} GFLOPs)"
+            f"({threads} thread{'s' if threads != 1 else ''}, seq_len {arch.seq_len}, "
+            f"{out['gflops']} GFLOPs)"
         )
     return 0
 
@@ -925,6 +928,19 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpc-key", help="the device key registered with the tracker")
 
 
+def _add_rows_args(p: argparse.ArgumentParser) -> None:
+    """Which rows of a dataset a predictor is trained or evaluated on."""
+    p.add_argument("--device", help="device folder name (needed if the data has several)")
+    p.add_argument("--threads", type=int, help="thread count (needed if the data has several)")
+    p.add_argument(
+        "--combine",
+        choices=("latest", "median"),
+        default="latest",
+        help="a key measured several times (--remeasure all rounds): the latest measurement "
+        "(default) or the median of all of them",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from canao.compress.data import TASKS
 
@@ -1000,7 +1016,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a latency predictor on a dataset")
     p.add_argument("--data", default=str(DEFAULT_ROOT), help="latency dataset folder")
     p.add_argument("--backend", required=True)
-    p.add_argument("--device", help="device folder name (needed if the data has several)")
+    _add_rows_args(p)
     p.add_argument("--out", required=True, help="predictor folder to write")
     p.add_argument("--base", choices=("nnls", "none"), default="nnls")
     p.add_argument(
@@ -1042,7 +1058,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="held-out accuracy of the predictor and baselines")
     p.add_argument("--data", default=str(DEFAULT_ROOT))
     p.add_argument("--backend", required=True)
-    p.add_argument("--device")
+    _add_rows_args(p)
     p.add_argument("--models", help="comma-separated subset (default: all)")
     p.add_argument("--out", default="runs/evaluate", help="where the scatter PNG goes")
     p.add_argument("--json", action="store_true")

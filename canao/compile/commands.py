@@ -177,6 +177,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if predictor is not None and predictor.meta_.get("canary_ms") and not args.no_canary:
         device = str(read_compiled(folders[0])["device"])
         canary_ms = _canary_now(args, predictor.meta_, cfg, device)
+    if predictor is not None:
+        fitted = predictor.meta_.get("device")
+        here = args.rpc_key or str(read_compiled(folders[0])["device"])
+        if fitted and fitted != here:
+            print(
+                f"canao verify: warning: the predictor was fitted on {fitted}, the finalists run "
+                f"on {here}: predicted vs measured compares two devices (train a predictor on "
+                f"{here}'s rows, or adapt one: canao train --transfer-from)",
+                file=sys.stderr,
+            )
     rows = []
     for folder in tqdm(folders, desc="verifying", unit="model", disable=len(folders) < 2):
         if tracker is not None:

@@ -23,26 +23,45 @@ class DatasetError(ValueError):
     pass
 
 
-def load_rows(path: Path, backend: str, device: str | None = None) -> pd.DataFrame:
-    """Valid rows (no error) of one backend (and device) under ``path``."""
-    df = read_rows(Path(path))
+def load_rows(
+    path: Path,
+    backend: str,
+    device: str | None = None,
+    threads: int | None = None,
+    combine: str = "latest",
+) -> pd.DataFrame:
+    """Valid rows (no error) of one backend (and device, and thread count) under ``path``.
+    Rows of several devices or thread counts are refused unless one is picked: a predictor
+    is fitted for one device at one thread count. ``combine``: how repeated measurements of a
+    key become one row (``latest`` or ``median``, see :func:`canao.profiling.store.read_rows`)."""
+    df = read_rows(Path(path), combine)
     if df.empty:
         raise DatasetError(f"{path}: no latency rows found")
     sel = (df["backend"] == backend) & df["error"].isna()
     if device is not None:
         sel &= df["device"] == device
+    if threads is not None:
+        sel &= df["threads"] == threads
     out = df[sel].reset_index(drop=True)
     if out.empty:
-        have = sorted(set(zip(df["device"], df["backend"], strict=True)))
+        have = df.groupby(["device", "backend", "threads"]).size()
         raise DatasetError(
             f"{path}: no rows for backend {backend!r}"
             + (f" on device {device!r}" if device else "")
-            + f"; the dataset has {', '.join(f'{d}/{b}' for d, b in have)}"
+            + (f" at {threads} threads" if threads is not None else "")
+            + "; the dataset has "
+            + ", ".join(f"{d}/{b} ({t} threads)" for d, b, t in have.index)
         )
     devices = out["device"].unique()
     if len(devices) > 1:
         raise DatasetError(
             f"{path}: rows from several devices ({', '.join(devices)}); pick one with --device"
+        )
+    counts = sorted(int(t) for t in out["threads"].unique())
+    if len(counts) > 1:
+        raise DatasetError(
+            f"{path}: {devices[0]}/{backend} rows at several thread counts "
+            f"({', '.join(map(str, counts))}); pick one with --threads"
         )
     return out
 

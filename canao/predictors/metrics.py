@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+#: Measured-latency bins (ms) for accuracy by latency range: the small blocks are the hard ones.
+LATENCY_BINS_MS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, float("inf"))
+
 
 def error_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """RMSPE, MAPE, share within ±5% / ±10% (nn-Meter's accuracy), max error, rank

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -95,9 +96,8 @@ def shard_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    """All rows under ``path`` as one DataFrame (shards and unfolded journals), deduplicated
-    by (device, backend, key)."""
+def read_all_rows(path: Path) -> pd.DataFrame:
+    """Every row under ``path`` (shards and unfolded journals), re-measurements included."""
     path = Path(path)
     frames = [pq.read_table(p).to_pandas() for p in shard_files(path)]
     journals = [path] if path.name == JOURNAL else sorted(path.rglob(JOURNAL))
@@ -107,8 +107,16 @@ def read_rows(path: Path) -> pd.DataFrame:
             frames.append(pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas())
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    df = pd.concat(frames, ignore_index=True).reindex(columns=list(COLUMNS))
-    return latest(df)
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(COLUMNS))
+
+
+def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:
+    """All rows under ``path`` as one DataFrame, one per (device, backend, key): see
+    :func:`latest` and :func:`median_of_repeats` (``combine``)."""
+    if combine not in COMBINE:
+        raise ValueError(f"combine must be one of {', '.join(COMBINE)}, not {combine!r}")
+    df = read_all_rows(path)
+    return COMBINE[combine](df) if len(df) else df
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
@@ -127,6 +135,23 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
     )
     keep = sorted(int(i) for i in best)
     return df.iloc[keep].reset_index(drop=True)
+
+
+def median_of_repeats(df: pd.DataFrame) -> pd.DataFrame:
+    """Like :func:`latest`, but ``median_ms`` is the median over every successful measurement
+    of the key (``canao profile --remeasure all`` rounds of the same artifacts, taken minutes
+    or hours apart): a single measurement's host noise is damped. The row's other fields are
+    the latest measurement's."""
+    out = latest(df)
+    ok = df[df["error"].isna()]
+    med = ok.groupby(["device", "backend", "key"], sort=False)["median_ms"].median()
+    idx = pd.MultiIndex.from_frame(out[["device", "backend", "key"]])
+    combined = med.reindex(idx).to_numpy()
+    out["median_ms"] = np.where(np.isnan(combined), out["median_ms"], combined)
+    return out
+
+
+COMBINE = {"latest": latest, "median": median_of_repeats}
 
 
 def _read_journal(path: Path) -> Iterator[dict[str, Any]]:

@@ -263,13 +263,20 @@ def _extract(obj: Any, target: Any) -> list[Workload]:
 
 
 class TuningDatabase:
-    """MetaSchedule's JSON database in ``folder`` (workloads + tuning records, append-only)."""
+    """MetaSchedule's JSON database in ``folder`` (workloads + tuning records, append-only).
 
-    def __init__(self, folder: Path) -> None:
+    ``create=False`` is for readers: a missing database is then an empty one in memory, and
+    nothing is written to disk (a lookup on a new device leaves no empty folder behind).
+    """
+
+    def __init__(self, folder: Path, create: bool = True) -> None:
         from tvm.s_tir import meta_schedule as ms
 
-        folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        if not create and not (folder / "database_workload.json").exists():
+            self.db = ms.database.MemoryDatabase()
+            return
+        folder.mkdir(parents=True, exist_ok=True)
         self.db = ms.database.JSONDatabase(
             path_workload=str(folder / "database_workload.json"),
             path_tuning_record=str(folder / "database_tuning_record.json"),

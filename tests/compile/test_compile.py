@@ -140,7 +140,9 @@ def test_classify_prints_label_and_latency(compiled, capsys) -> None:
     assert all(0.5 <= r["p"] <= 1 for r in rows)
 
 
-def test_verify_locally_and_through_the_rpc_farm(compiled, tracker, predictor, tmp_path) -> None:
+def test_verify_locally_and_through_the_rpc_farm(
+    compiled, tracker, predictor, tmp_path, capsys
+) -> None:
     from canao.compile.report import build_report
     from canao.compile.verify import read_rows
 
@@ -148,6 +150,8 @@ def test_verify_locally_and_through_the_rpc_farm(compiled, tracker, predictor, t
     vdir = tmp_path / "verify"
     common = ["--split", "none", "--repeat", "3", "--min-repeat-ms", "5", "--out", str(vdir)]
     assert main(["verify", str(out), "--predictor", str(predictor), *common]) == 0
+    # the predictor is the synthetic device's, the finalist runs here: said before any number
+    assert "the predictor was fitted on synthetic-dev" in capsys.readouterr().err
     assert main(["verify", str(out), "--no-baselines", "--rpc-tracker", tracker,
                  "--rpc-key", "test-board", *common]) == 0  # fmt: skip
     lines = (vdir / "verify.jsonl").read_text().splitlines()

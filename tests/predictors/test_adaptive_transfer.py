@@ -64,6 +64,9 @@ def test_cli_adaptive_profiles_and_retrains(tmp_path, capsys) -> None:
     assert main(["profile", "--samples", "30", *common]) == 0
     pred = tmp_path / "pred"
     assert main(["train", "--data", str(data), "--backend", "eager", "--out", str(pred)]) == 0
+    # the starting predictor was fitted on another device: the retrained one is this device's
+    src = json.loads((pred / "meta.json").read_text())
+    (pred / "meta.json").write_text(json.dumps({**src, "device": "another-device"}))
     capsys.readouterr()
     argv = ["profile", "--adaptive", "--predictor", str(pred), "--samples", "6", *common]
     assert main(argv) == 2  # would retrain in place without --overwrite
@@ -74,4 +77,5 @@ def test_cli_adaptive_profiles_and_retrains(tmp_path, capsys) -> None:
     assert "adaptive: choosing 6 of" in err and "(30 rows known)" in err and "6 to measure" in err
     meta = json.loads((new / "meta.json").read_text())
     assert meta["dataset"]["block_rows"] == 36 and meta["adaptive"]["from"] == str(pred)
+    assert meta["device"] == "unit" and meta["backend"] == "eager"
     shutil.rmtree(data)

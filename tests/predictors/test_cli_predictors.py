@@ -17,13 +17,13 @@ from canao.space import ArchSpec
 from tests.conftest import synthetic_ms
 
 
-def _result(spec, ms: float) -> RunResult:
+def _result(spec, ms: float, threads: int = 2) -> RunResult:
     samples = tuple(ms * f for f in (0.99, 1.0, 1.01))
     return RunResult(
         spec=spec,
         backend="onnxruntime",
         compiled=True,
-        cfg=EvalConfig(),
+        cfg=EvalConfig(threads=threads),
         measurement=Measurement(samples),
         noisy=False,
         error=None,
@@ -110,6 +110,26 @@ def test_bad_input(argv, message, dataset, tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "p").exists()
+
+
+def test_one_thread_count_per_predictor(dataset, synthetic_blocks, tmp_path, capsys) -> None:
+    """Rows of one device at two thread counts: train refuses to mix them (a predictor is for
+    one thread count) and says how to pick; --threads picks."""
+    import shutil
+
+    specs, _, y = synthetic_blocks
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    with LatencyStore(root, "synthetic-dev", "onnxruntime") as store:
+        store.extend(_result(s, 1.7 * float(ms), 1).row() for s, ms in zip(specs, y, strict=True))
+    argv = ["train", "--data", str(root), "--backend", "onnxruntime", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "mixed")]) == 2
+    err = capsys.readouterr().err
+    assert "several thread counts (1, 2); pick one with --threads" in err
+    assert not (tmp_path / "mixed").exists()
+    assert main([*argv, "--threads", "1", "--out", str(tmp_path / "one")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["threads"] == [1] and info["dataset"]["block_rows"] == len(y)
 
 
 def test_drift_correction_by_canary(synthetic_blocks, tmp_path, capsys) -> None:

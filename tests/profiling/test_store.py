@@ -77,6 +77,25 @@ def test_remeasure_supersedes_and_keeps_the_old_row(tmp_path: Path) -> None:
     assert len(pd.concat(pd.read_parquet(p) for p in shard_files(tmp_path))) == 5
 
 
+def test_median_of_repeats(tmp_path: Path) -> None:
+    """Rounds of re-measurement combine by their median; failures and the other keys are
+    left as they are; an unknown combine mode is refused."""
+    with LatencyStore(tmp_path, "dev", "eager", flush_every=2) as store:
+        store.extend([{**make_row(i), "timestamp": "2026-01-01T00:00:00Z"} for i in range(3)])
+        for day, ms in ((2, 9.0), (3, 1.5)):
+            again = {**make_row(1), "median_ms": ms, "timestamp": f"2026-01-0{day}T00:00:00Z"}
+            assert store.append(again, remeasure=True)
+        failed = {**make_row(2), "median_ms": None, "error": "boom"}
+        assert store.append({**failed, "timestamp": "2026-01-04T00:00:00Z"}, remeasure=True)
+    latest = read_rows(tmp_path).set_index("hidden")["median_ms"]
+    median = read_rows(tmp_path, combine="median").set_index("hidden")["median_ms"]
+    first = make_row(1)["median_ms"]
+    assert latest[65] == 1.5 and median[65] == sorted([first, 9.0, 1.5])[1] == 2.0
+    assert median[64] == latest[64] and median[66] == latest[66] == make_row(2)["median_ms"]
+    with pytest.raises(ValueError, match="combine must be one of latest, median"):
+        read_rows(tmp_path, combine="mean")
+
+
 def test_schema_is_enforced(tmp_path: Path) -> None:
     with LatencyStore(tmp_path, "dev", "eager") as store:
         bad = make_row(0)

@@ -45,6 +45,10 @@ def test_plan_tune_and_resume_from_the_database(tmp_path) -> None:
     assert not grid.contains(BlockSpec(384, 7, 32, 650, 128))
     log = [x for x in (tmp_path / "db" / "tuning-log.jsonl").read_text().splitlines() if x]
     assert len(log) == 1 and '"trials": 4' in log[0]
+    # a reader (create=False) finds the records on disk, and on a new device writes nothing
+    assert TuningDatabase(tmp_path / "db", create=False).tuned(matmul, target)
+    empty = TuningDatabase(tmp_path / "new-device" / "tuning", create=False)
+    assert not empty.tuned(matmul, target) and not (tmp_path / "new-device").exists()
 
 
 @pytest.mark.slow

@@ -219,7 +219,7 @@ class TvmBackend(TvmUntunedBackend):
         from canao.profiling.tuning import TuningDatabase
 
         if self._db is None:
-            self._db = TuningDatabase(self.tuning_dir)
+            self._db = TuningDatabase(self.tuning_dir, create=self.tune_trials > 0)
         return self._db
 
     def compile(self, spec: Spec) -> tuple[Any, tuple[np.ndarray, ...]]:
