@@ -701,6 +701,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "source_device": src.get("device"),
             "source_backend": src.get("backend"),
             "samples": len(pick),
+            "method": model.transfer_method_,
         },
         "metrics": metrics,
     }
@@ -709,7 +710,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         print(json.dumps({"predictor": str(out), **meta}))
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
-        line += f"with {len(pick)} blocks"
+        line += f"with {len(pick)} blocks ({model.transfer_method_})"
         if "blocks_rest" in metrics:
             m = metrics["blocks_rest"]
             line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "

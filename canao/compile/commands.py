@@ -179,12 +179,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         canary_ms = _canary_now(args, predictor.meta_, cfg, device)
     if predictor is not None:
         fitted = predictor.meta_.get("device")
-        here = args.rpc_key or str(read_compiled(folders[0])["device"])
+        here = str(read_compiled(folders[0])["device"])  # compiled for (an RPC key is an alias)
         if fitted and fitted != here:
             print(
-                f"canao verify: warning: the predictor was fitted on {fitted}, the finalists run "
-                f"on {here}: predicted vs measured compares two devices (train a predictor on "
-                f"{here}'s rows, or adapt one: canao train --transfer-from)",
+                f"canao verify: warning: the predictor was fitted on {fitted}, the finalists are "
+                f"compiled for {here}: predicted vs measured compares two devices (train a "
+                f"predictor on {here}'s rows, or adapt one: canao train --transfer-from)",
                 file=sys.stderr,
             )
     rows = []

@@ -76,6 +76,55 @@ def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
+#: how ``fit_transfer`` adapts a source predictor (see there)
+TRANSFER_METHODS = ("ridge", "remix", "remix+ridge")
+#: features of the transfer remix: the source prediction, the analytic base's, a constant
+REMIX_FEATURES = ("source_ms", *BASE_FEATURES, "one")
+
+
+def _remix_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
+    return np.c_[source_ms, X[list(BASE_FEATURES)].to_numpy(dtype=np.float64), np.ones(len(X))]
+
+
+def _fit_transfer(
+    method: str, A: np.ndarray, X: pd.DataFrame, src: np.ndarray, y: np.ndarray, alpha: float
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(remix coefficients, calibration coefficients) of one transfer method."""
+    from sklearn.linear_model import Ridge
+
+    remix = None
+    p = src
+    if method.startswith("remix"):
+        w = 1.0 / y
+        remix, _ = nnls(A * w[:, None], y * w)
+        p = np.maximum(A @ remix, 1e-6)
+    calib = None
+    if method.endswith("ridge"):
+        D = _calibration_design(X, p)
+        calib = Ridge(alpha=alpha, fit_intercept=False).fit(D, np.log(y / p)).coef_
+    return remix, calib
+
+
+def _apply_transfer(
+    X: pd.DataFrame, src: np.ndarray, remix: np.ndarray | None, calib: np.ndarray | None
+) -> np.ndarray:
+    p = src if remix is None else np.maximum(_remix_design(X, src) @ remix, 1e-6)
+    return p if calib is None else p * np.exp(_calibration_design(X, p) @ calib)
+
+
+def _loo_score(
+    method: str, A: np.ndarray, X: pd.DataFrame, src: np.ndarray, y: np.ndarray, alpha: float
+) -> tuple[float, float]:
+    """Leave-one-out (minus share within ±10%, mean |log error|) of a transfer method."""
+    err = np.empty(len(y))
+    for i in range(len(y)):
+        k = np.arange(len(y)) != i
+        remix, calib = _fit_transfer(method, A[k], X.iloc[k], src[k], y[k], alpha)
+        pred = _apply_transfer(X.iloc[[i]], src[[i]], remix, calib)[0]
+        err[i] = abs(np.log(pred / y[i]))
+    return -float(np.mean(err <= np.log(1.1))), float(np.mean(err))
+
+
 def overhead_features(archs: Sequence[ArchSpec]) -> np.ndarray:
     rows = [
         [
@@ -96,6 +145,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     Parameters are XGBoost's; ``base`` is ``"nnls"`` (learn the log ratio to a fitted
     analytic model) or ``"none"`` (learn log latency directly).
     """
+
+    #: set by fit_transfer (None when not transferred)
+    calibration_: np.ndarray | None
+    remix_: np.ndarray | None
 
     def __init__(
         self,
@@ -160,6 +213,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             coef, _ = nnls(np.c_[A, np.ones(len(y))] * w[:, None], y * w)
             self.base_coef_ = coef[:-1]
             self.base_intercept_ = float(coef[-1])
+        self.calibration_ = self.remix_ = None  # a refit drops any transfer
         model = self._xgb()
         model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
         self.booster_ = model.get_booster()
@@ -179,27 +233,39 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         X = _as_frame(X)
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
-        calib = getattr(self, "calibration_", None)
-        if calib is not None:
-            ms = ms * np.exp(_calibration_design(X, ms) @ calib)
-        return ms
+        remix, calib = getattr(self, "remix_", None), getattr(self, "calibration_", None)
+        return _apply_transfer(X, ms, remix, calib)
 
     # -- transfer to a new device --------------------------------------------------------------
-    def fit_transfer(self, X: Any, y: Any, alpha: float = 1.0) -> LatencyPredictor:
-        """Adapt this (source-device) predictor to a new device from a few measured blocks:
-        a ridge model of log(new / source prediction) on a few scale features."""
-        from sklearn.linear_model import Ridge
+    def fit_transfer(
+        self, X: Any, y: Any, alpha: float = 1.0, method: str = "auto"
+    ) -> LatencyPredictor:
+        """Adapt this (source-device) predictor to a new device from a few measured blocks.
 
+        ``ridge``: a ridge model of log(new / source prediction) on a few scale features.
+        ``remix``: a non-negative relative least-squares mix of the source prediction and the
+        per-sub-operation costs (the analytic base's features), so that a change of device that
+        shifts the balance between sub-operations (threads, vector width) can be followed.
+        ``remix+ridge``: both, in that order. ``auto``: the one with the best leave-one-out
+        share within ±10% (then mean |log error|) on the given blocks; ``transfer_method_``
+        says which was chosen.
+        """
         self._check_fitted()
         X = _as_frame(X)
         y = np.asarray(y, dtype=np.float64)
         if len(y) < 3:
             raise ValueError("transfer needs at least 3 measured blocks")
+        if method not in (*TRANSFER_METHODS, "auto"):
+            raise ValueError(f"method must be one of {', '.join(TRANSFER_METHODS)} or auto")
         self.calibration_ = None
+        self.remix_ = None
         src = self.predict(X)
-        D = _calibration_design(X, src)
-        ridge = Ridge(alpha=alpha, fit_intercept=False).fit(D, np.log(y / src))
-        self.calibration_ = ridge.coef_.astype(np.float64)
+        A = _remix_design(X, src)
+        if method == "auto":
+            method = min(TRANSFER_METHODS, key=lambda m: _loo_score(m, A, X, src, y, alpha))
+        remix, calib = _fit_transfer(method, A, X, src, y, alpha)
+        self.remix_, self.calibration_ = remix, calib
+        self.transfer_method_ = method
         return self
 
     # -- whole models --------------------------------------------------------------------------
@@ -268,6 +334,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             },
             "overhead": _coef_block(OVERHEAD_FEATURES, getattr(self, "overhead_coef_", None)),
             "calibration": _coef_block(CALIBRATION_FEATURES, getattr(self, "calibration_", None)),
+            "remix": _coef_block(REMIX_FEATURES, getattr(self, "remix_", None)),
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(meta or {}),
@@ -331,6 +398,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.calibration_ = np.asarray(calib["coef"], dtype=np.float64)
             if self.calibration_.shape != (len(CALIBRATION_FEATURES),):
                 raise PredictorFileError(f"{meta_path}: transfer calibration is malformed")
+        remix = meta.get("remix")
+        self.remix_ = None
+        if remix is not None:
+            self.remix_ = np.asarray(remix["coef"], dtype=np.float64)
+            if self.remix_.shape != (len(REMIX_FEATURES),) or np.any(self.remix_ < 0):
+                raise PredictorFileError(f"{meta_path}: transfer remix is malformed")
         self.meta_ = meta
         return self
 

@@ -4,12 +4,13 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from canao.cli import main
 from canao.predictors.adaptive import select
 from canao.predictors.evaluation import random_split
 from canao.predictors.metrics import error_metrics
-from canao.predictors.predictor import LatencyPredictor
+from canao.predictors.predictor import LatencyPredictor, PredictorFileError
 from canao.profiling.samplers import BlockSpace, block_samples
 
 
@@ -27,6 +28,31 @@ def test_transfer_from_few_blocks(synthetic_blocks, tmp_path) -> None:
     assert adapted["acc10"] >= 0.95, adapted
     loaded = LatencyPredictor.load(source.save(tmp_path / "t"))
     np.testing.assert_allclose(loaded.predict(X), source.predict(X), rtol=1e-6)
+
+
+def test_transfer_follows_a_shift_between_sub_operations(synthetic_blocks, tmp_path) -> None:
+    """A device whose attention scores cost far more (relative to the rest) than on the
+    source: the ridge scale correction cannot follow it, the remix of the source prediction
+    with the per-sub-operation costs can, and ``auto`` picks a remix by leave-one-out."""
+    _, X, y = synthetic_blocks
+    target = 0.6 * y + 50 * X["attn_scores_gflop"].to_numpy()
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    pick = np.random.default_rng(1).permutation(len(y))[:50]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    acc = {}
+    for method in ("ridge", "remix", "auto"):
+        model = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+        model.fit_transfer(X.iloc[pick], target[pick], method=method)
+        acc[method] = error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"]
+    assert acc["remix"] >= 0.95 and acc["ridge"] < acc["remix"] - 0.05, acc
+    assert model.transfer_method_.startswith("remix") and acc["auto"] >= 0.95
+    loaded = LatencyPredictor.load(model.save(tmp_path / "t"))
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-6)
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    meta["remix"]["coef"][0] = -1.0  # a remix is non-negative by construction
+    (tmp_path / "t" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorFileError, match="remix is malformed"):
+        LatencyPredictor.load(tmp_path / "t")
 
 
 def test_select_returns_distinct_unmeasured_candidates(synthetic_blocks) -> None:
