@@ -269,7 +269,7 @@ def _retrain(args: argparse.Namespace, device: str, predictor: Any) -> None:
     X, y = blocks_xy(df)
     model = LatencyPredictor(**predictor.get_params()).fit(X, y)
     # the rows are this run's device's, whatever device the starting predictor was fitted for
-    meta = {"device": device, "backend": args.backend, "threads": int(df["threads"].iloc[0])}
+    meta = {"device": device, "backend": args.backend, "threads": _threads_used(df)}
     meta["dataset"] = {"path": str(args.out), "hash": dataset_hash(df), "block_rows": len(y)}
     meta["adaptive"] = {"from": str(args.predictor)}
     out = Path(args.predictor_out or args.predictor)
@@ -581,6 +581,11 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
 
 
 # -- canao train / predict / evaluate ---------------------------------------------------------
+def _threads_used(df: Any) -> list[int]:
+    """The thread counts of a predictor's rows, as its meta.json records them."""
+    return sorted(int(t) for t in df["threads"].unique())
+
+
 def _load_training_rows(args: argparse.Namespace) -> Any:
     from canao.predictors.evaluation import DatasetError, load_rows
 
@@ -594,8 +599,6 @@ def _load_training_rows(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from canao.predictors.evaluation import (
         blocks_xy,
         canary_reference,
@@ -635,11 +638,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         pred = held.predict_archs([archs[i] for i in mte], threads)
         metrics["models_heldout"] = error_metrics(model_ms[mte], pred)
         model.fit_overhead(archs, model_ms, threads)
-    threads_used = sorted(int(t) for t in np.unique(df["threads"]))
     meta = {
         "device": str(df["device"].iloc[0]),
         "backend": args.backend,
-        "threads": threads_used,
+        "threads": _threads_used(df),
         "dataset": {
             "path": str(args.data),
             "hash": dataset_hash(df),
@@ -689,7 +691,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     meta = {
         "device": str(df["device"].iloc[0]),
         "backend": args.backend,
-        "threads": sorted(int(t) for t in np.unique(df["threads"])),
+        "threads": _threads_used(df),
         "dataset": {
             "path": str(args.data),
             "hash": dataset_hash(df.iloc[pick]),

@@ -103,5 +103,5 @@ def test_cli_adaptive_profiles_and_retrains(tmp_path, capsys) -> None:
     assert "adaptive: choosing 6 of" in err and "(30 rows known)" in err and "6 to measure" in err
     meta = json.loads((new / "meta.json").read_text())
     assert meta["dataset"]["block_rows"] == 36 and meta["adaptive"]["from"] == str(pred)
-    assert meta["device"] == "unit" and meta["backend"] == "eager"
+    assert meta["device"] == "unit" and meta["backend"] == "eager" and meta["threads"] == [2]
     shutil.rmtree(data)
