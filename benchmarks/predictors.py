@@ -33,6 +33,7 @@ import pandas as pd
 from canao.predictors.adaptive import select
 from canao.predictors.baselines import BASELINES
 from canao.predictors.evaluation import (
+    block_specs,
     blocks_xy,
     compare,
     format_table,
@@ -46,14 +47,8 @@ from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.predictors.predictor import LatencyPredictor
 from canao.profiling.samplers import ModelSpace, random_archs
 from canao.profiling.store import read_rows
-from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
-
-
-def specs_of(df: pd.DataFrame) -> list[BlockSpec]:
-    cols = ["hidden", "heads", "head_dim", "ffn", "seq_len", "batch"]
-    return [BlockSpec(*map(int, r)) for r in df[cols].to_numpy()]
 
 
 def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
@@ -157,7 +152,7 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
     params = {"n_estimators": 300}
     for ax, (name, (df, X, y)) in zip(axes[0], frames.items(), strict=True):
         pool_idx, test_idx = random_split(len(y), seed=7)
-        specs = specs_of(df[df["kind"] == "block"].reset_index(drop=True))
+        specs = block_specs(df[df["kind"] == "block"].reset_index(drop=True))
         Xt, yt = X.iloc[test_idx], y[test_idx]
         rng = np.random.default_rng(0)
         order = rng.permutation(pool_idx)

@@ -33,15 +33,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from canao.predictors.evaluation import SPEC_COLUMNS, block_specs
 from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.profiling.fingerprint import host_device_name
 from canao.profiling.measurement import EvalConfig
-from canao.profiling.runner import LocalRunner
+from canao.profiling.runner import LocalRunner, row_key
 from canao.profiling.store import read_all_rows, read_rows
 from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
-COLS = ["hidden", "heads", "head_dim", "ffn", "seq_len", "batch"]
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -57,11 +57,10 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def measure(
-    specs: pd.DataFrame, backend: str, host: str, threads: list[int], rounds: int, raw: Path
+    blocks: list[BlockSpec], backend: str, host: str, threads: list[int], rounds: int, raw: Path
 ) -> pd.DataFrame:
-    """``rounds`` interleaved rounds over ``specs`` at every thread count; the table (one row
+    """``rounds`` interleaved rounds over ``blocks`` at every thread count; the table (one row
     per spec, thread count and round) is rewritten to ``raw`` after every round."""
-    blocks = [BlockSpec(*(int(r[c]) for c in COLS)) for _, r in specs.iterrows()]
     runners = {t: LocalRunner(backend, host, EvalConfig(threads=t)) for t in threads}
     rows: list[dict[str, object]] = []
     try:
@@ -84,10 +83,9 @@ def measure(
     return pd.DataFrame(rows)
 
 
-def report(
-    times: pd.DataFrame, specs: pd.DataFrame, stored: pd.DataFrame, rounds: int
-) -> list[str]:
-    """Markdown tables: per thread count, round vs round and sitting vs stored."""
+def report(times: pd.DataFrame, stored: pd.DataFrame, rounds: int) -> list[str]:
+    """Markdown tables: per thread count, round vs round and, where ``stored`` (spec, threads,
+    ms: the dataset's row of that spec) has the spec, this sitting vs the stored row."""
     lines = [
         "| threads | two measurements of the same blocks | n | within ±5% | within ±10% "
         "| median diff | 95th pct diff |",
@@ -108,13 +106,13 @@ def report(
             for k in range(1, rounds + 1):
                 others = w.drop(columns=k).median(axis=1)
                 comparisons.append((f"round {k} vs the median of the other rounds", w[k], others))
-        keys = specs["key"].to_numpy()[w.index] if len(stored) else np.array([])
-        ref = stored[stored["threads"] == t].set_index("key")["median_ms"] if len(stored) else None
-        have = np.isin(keys, ref.index) if ref is not None else np.array([False])
-        if ref is not None and have.any():
-            mean = w.mean(axis=1)[have]
-            old = ref.loc[keys[have]].to_numpy()
-            comparisons.append(("this sitting (mean of rounds) vs the stored row", mean, old))
+        ref = stored[stored["threads"] == t].set_index("spec")["ms"]
+        have = w.index.intersection(ref.index)
+        if len(have):
+            comparisons.append(
+                ("this sitting (mean of rounds) vs the stored row", w.mean(axis=1)[have],
+                 ref[have])
+            )  # fmt: skip
         for name, a, b in comparisons:
             s = agreement(np.asarray(a, float), np.asarray(b, float))
             lines.append(
@@ -179,7 +177,7 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
         f"the rounds of the stored rows (`canao profile --remeasure all`), measured "
         f"{when.min()} .. {when.max()}; nothing measured now.",
         "",
-        *report(times, keys, pd.DataFrame(), rounds),
+        *report(times, pd.DataFrame(columns=["spec", "threads", "ms"]), rounds),
     ]
     path = OUT / f"repeatability-{device}-{args.backend}-stored.md"
     path.write_text("\n".join(lines) + "\n")
@@ -211,16 +209,23 @@ def main() -> None:
         if args.threads
         else sorted(int(t) for t in df["threads"].unique())
     )
-    df = df.assign(key=df["key"].str.replace(r"\|t\d+$", "", regex=True))  # the spec alone
-    specs = df.drop_duplicates("key").sample(
-        n=min(args.n, df["key"].nunique()), random_state=args.seed
+    unique = df.drop_duplicates(list(SPEC_COLUMNS))
+    blocks = block_specs(unique.sample(n=min(args.n, len(unique)), random_state=args.seed))
+    # the stored row of each measured spec and thread count (this host's rows only)
+    old = df.set_index("key")["median_ms"] if device == host else pd.Series(dtype=float)
+    stored = pd.DataFrame(
+        [
+            (i, t, old[row_key(b, t)])
+            for i, b in enumerate(blocks)
+            for t in threads
+            if row_key(b, t) in old.index
+        ],
+        columns=["spec", "threads", "ms"],
     )
-    specs = specs.reset_index(drop=True)
-    stored = df if device == host else df.iloc[0:0]
     OUT.mkdir(parents=True, exist_ok=True)
     stem = OUT / f"repeatability-{host}-{args.backend}"
     t0 = time.time()
-    times = measure(specs, args.backend, host, threads, args.rounds, stem.with_suffix(".csv"))
+    times = measure(blocks, args.backend, host, threads, args.rounds, stem.with_suffix(".csv"))
     minutes = (time.time() - t0) / 60
     failed = int(times["ms"].isna().sum())
     cmd = (
@@ -230,7 +235,7 @@ def main() -> None:
         f"--seed {args.seed}`"
     )
     lines = [
-        f"# Repeatability on {host}: {len(specs)} stored {device} / {args.backend} blocks "
+        f"# Repeatability on {host}: {len(blocks)} stored {device} / {args.backend} blocks "
         "measured again",
         "",
         f"{cmd}: {args.rounds} interleaved rounds at {', '.join(map(str, threads))} threads in "
@@ -238,7 +243,7 @@ def main() -> None:
         f"{failed} measurements failed and are left out; raw times in `{stem.name}.csv`."
         + ("" if device == host else f" Stored on another device ({device}): not compared."),
         "",
-        *report(times, specs, stored, args.rounds),
+        *report(times, stored, args.rounds),
     ]
     path = stem.with_suffix(".md")
     path.write_text("\n".join(lines) + "\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from canao.predictors.evaluation import block_specs
 from canao.profiling.store import COLUMNS, read_rows, shard_files
 
 ROOT = Path(__file__).resolve().parents[1] / "datasets_latency"
@@ -78,6 +79,6 @@ def test_second_host_pairs_with_the_first() -> None:
     if amd.empty:
         pytest.skip("no second-host rows shipped")
     intel = ok[ok["device"] == "intel-xeon-amx-2c"]
-    specs = [{k.rsplit("|t", 1)[0] for k in d["key"]} for d in (amd, intel)]
+    specs = [set(block_specs(d)) for d in (amd, intel)]
     assert len(amd) >= 1000 and specs[0] <= specs[1]
     assert amd["cpu_model"].str.contains("AMD").all()

@@ -174,12 +174,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     tracker = parse_tracker(args.rpc_tracker) if args.rpc_tracker else None
     predictor = _load_predictor(args.predictor) if args.predictor else None
     canary_ms = None
+    here = str(read_compiled(folders[0])["device"])  # compiled for (an RPC key is an alias)
     if predictor is not None and predictor.meta_.get("canary_ms") and not args.no_canary:
-        device = str(read_compiled(folders[0])["device"])
-        canary_ms = _canary_now(args, predictor.meta_, cfg, device)
+        canary_ms = _canary_now(args, predictor.meta_, cfg, here)
     if predictor is not None:
         fitted = predictor.meta_.get("device")
-        here = str(read_compiled(folders[0])["device"])  # compiled for (an RPC key is an alias)
         if fitted and fitted != here:
             print(
                 f"canao verify: warning: the predictor was fitted on {fitted}, the finalists are "

@@ -13,7 +13,10 @@ import pandas as pd
 from canao.predictors.features import features_from_rows
 from canao.predictors.metrics import error_metrics
 from canao.profiling.store import read_rows
-from canao.space import ArchSpec
+from canao.space import ArchSpec, BlockSpec
+
+#: the columns of a row that make its BlockSpec
+SPEC_COLUMNS = ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch")
 
 #: dims whose top values are held out in the out-of-range split
 OOR_DIMS = ("hidden", "ffn", "seq_len")
@@ -98,6 +101,12 @@ def blocks_xy(df: pd.DataFrame, canary_ms: float | None = None) -> tuple[pd.Data
     blocks = df[df["kind"] == "block"].reset_index(drop=True)
     y = blocks["median_ms"].to_numpy(dtype=np.float64) * drift_factors(blocks, canary_ms)
     return features_from_rows(blocks), y
+
+
+def block_specs(df: pd.DataFrame) -> list[BlockSpec]:
+    """The BlockSpec of each row of ``df`` (block rows), in row order."""
+    rows = df[list(SPEC_COLUMNS)].to_numpy(dtype=np.int64).tolist()
+    return [BlockSpec(h, n, d, f, s, b) for h, n, d, f, s, b in rows]
 
 
 def model_rows(
