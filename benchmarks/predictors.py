@@ -24,6 +24,7 @@ Writes benchmarks/results/predictors.md and PNGs beside it.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -227,13 +228,7 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
             for seed in range(seeds):
                 pick = np.random.default_rng(seed).permutation(len(yd))[:n]
                 rest = np.setdiff1d(np.arange(len(yd)), pick)
-                model = LatencyPredictor(**source.get_params())
-                model.booster_, model.base_coef_, model.base_intercept_ = (
-                    source.booster_,
-                    source.base_coef_,
-                    source.base_intercept_,
-                )
-                model.fit_transfer(Xd.iloc[pick], yd[pick])
+                model = copy.deepcopy(source).fit_transfer(Xd.iloc[pick], yd[pick])
                 e = error_metrics(yd[rest], model.predict(Xd.iloc[rest]))
                 a.append(e["acc10"])
                 m.append(e["mape"])

@@ -19,7 +19,10 @@ it (.csv, rewritten after every round, so an interrupted run keeps what it measu
 
 ``--stored`` measures nothing: it scores the rounds already in the dataset (``canao profile
 --remeasure all`` run again and again over a campaign, each key's measurements in time order),
-the noise floor at the scale of a campaign, minutes to hours apart. Writes
+the noise floor at the scale of a campaign, minutes to hours apart; with 4 rounds or more it
+also splits each key's rounds into two halves, reads each half as ``canao train --combine
+{latest,median}`` would and compares the halves: how well the latency that predictors are
+fitted to and scored on repeats. Writes
 benchmarks/results/repeatability-<device>-<backend>-stored.md.
 """
 
@@ -38,7 +41,7 @@ from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.profiling.fingerprint import host_device_name
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner, row_key
-from canao.profiling.store import read_all_rows, read_rows
+from canao.profiling.store import latest, median_of_repeats, read_all_rows, read_rows
 from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
@@ -161,6 +164,31 @@ def valid_blocks(df: pd.DataFrame, device: str, backend: str) -> pd.DataFrame:
     return df[ok & df["error"].isna()]
 
 
+def split_halves(df: pd.DataFrame) -> list[str]:
+    """How well a dataset's *combined* latency repeats: the rounds of every key split into two
+    disjoint halves (odd and even rounds in time order), each half read on its own as
+    ``canao train --combine`` would, and the two readings compared."""
+    df = df.sort_values("timestamp", kind="stable")
+    rnd = df.groupby("key").cumcount()
+    halves = [df[rnd % 2 == 0], df[rnd % 2 == 1]]
+    lines = [
+        "| each half read as | n | within ±5% | within ±10% | median diff | 95th pct diff |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, combine in (
+        ("its latest round", latest),
+        ("the median of its rounds", median_of_repeats),
+    ):
+        a, b = (combine(h).set_index("key")["median_ms"] for h in halves)
+        have = a.index.intersection(b.index)
+        s = agreement(a[have].to_numpy(float), b[have].to_numpy(float))
+        lines.append(
+            f"| {name} | {s['n']:.0f} | {s['acc5']:.1%} | {s['acc10']:.1%} "
+            f"| {s['median']:.2%} | {s['p95']:.2%} |"
+        )
+    return lines
+
+
 def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
     device = args.device or host_device_name()
     df = valid_blocks(read_all_rows(args.data), device, args.backend)
@@ -179,6 +207,17 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
         "",
         *report(times, pd.DataFrame(columns=["spec", "threads", "ms"]), rounds),
     ]
+    if rounds >= 4:
+        per_key = df[df["key"].isin(keys["key"]) & df["threads"].isin(threads or df["threads"])]
+        lines += [
+            "",
+            f"Split halves: each key's rounds split into odd and even rounds in time order "
+            f"({(rounds + 1) // 2} and {rounds // 2} rounds of every key), each half read on its "
+            "own as `canao train --combine` reads a dataset, and the halves compared: how "
+            "well the latency a predictor is trained and scored on repeats.",
+            "",
+            *split_halves(per_key),
+        ]
     path = OUT / f"repeatability-{device}-{args.backend}-stored.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -26,19 +26,36 @@ from scipy.optimize import nnls
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from canao.predictors.features import (
+    DIMS,
     FEATURE_NAMES,
     FEATURE_SCHEMA_HASH,
     BlockArrays,
     feature_frame,
 )
-from canao.space import SUB_OPS, ArchSpec
+from canao.space import DTYPE_BYTES, SUB_OPS, ArchSpec, block_costs
 
 FORMAT = "canao-latency-predictor"
 FORMAT_VERSION = 1
 #: features of the analytic base: per-sub-operation work and traffic
 BASE_FEATURES = tuple(f"{op}_{k}" for op in SUB_OPS for k in ("gflop", "mb"))
-#: features of the per-model overhead (whole model minus its blocks)
-OVERHEAD_FEATURES = ("one", "num_layers", "tokens_x_hidden_m", "hidden_sq_m", "tokens")
+#: features of the per-model overhead (whole model minus its blocks): per-call and embedding,
+#: pooler and head costs, and weight traffic. A block timed alone runs again and again with
+#: its weights in the caches; in a whole model each layer's weights have been evicted by the
+#: other layers' by the time it runs again, so the model pays for reading its weights from
+#: further away: its encoder weights in MB, the part of each layer's weights up to
+#: ``LAYER_CACHE_MB`` (what a lone block keeps in cache), and what exceeds ``MODEL_CACHE_MB``
+OVERHEAD_FEATURES = (
+    "one",
+    "num_layers",
+    "tokens_x_hidden_m",
+    "hidden_sq_m",
+    "tokens",
+    "weights_mb",
+    "layer_weights_cached_mb",
+    "weights_beyond_cache_mb",
+)
+LAYER_CACHE_MB = 8.0
+MODEL_CACHE_MB = 32.0
 
 
 class PredictorFileError(ValueError):
@@ -125,18 +142,45 @@ def _loo_score(
     return -float(np.mean(err <= np.log(1.1))), float(np.mean(err))
 
 
+def _layers(archs: Sequence[ArchSpec]) -> tuple[BlockArrays, np.ndarray]:
+    """Every layer of every ArchSpec as one BlockArrays, and where each arch's layers start."""
+    dtypes = {a.dtype for a in archs}
+    if len(dtypes) > 1:
+        raise ValueError(f"ArchSpecs of several dtypes in one batch: {sorted(dtypes)}")
+    counts = np.fromiter((a.num_layers for a in archs), dtype=np.int64, count=len(archs))
+    per_arch = np.repeat([(a.hidden, a.seq_len, a.batch) for a in archs], counts, axis=0)
+    per_layer = np.fromiter(
+        (v for a in archs for x in a.layers for v in (x.heads, x.head_dim, x.ffn)), np.float64
+    ).reshape(-1, 3)
+    cols = {"hidden": per_arch[:, 0], "seq_len": per_arch[:, 1], "batch": per_arch[:, 2]}
+    cols.update(heads=per_layer[:, 0], head_dim=per_layer[:, 1], ffn=per_layer[:, 2])
+    return BlockArrays.from_columns(cols, dtypes.pop()), np.r_[0, np.cumsum(counts)[:-1]]
+
+
 def overhead_features(archs: Sequence[ArchSpec]) -> np.ndarray:
-    rows = [
-        [
-            1.0,
-            a.num_layers,
-            a.batch * a.seq_len * a.hidden / 1e6,
-            a.hidden**2 / 1e6,
-            a.batch * a.seq_len,
-        ]
-        for a in archs
+    """One row of ``OVERHEAD_FEATURES`` per ArchSpec (encoder weights from ``block_costs``,
+    evaluated on all layers of all archs at once)."""
+    if not archs:
+        return np.zeros((0, len(OVERHEAD_FEATURES)))
+    return _overhead_rows(archs, *_layers(archs))
+
+
+def _overhead_rows(archs: Sequence[ArchSpec], dims: BlockArrays, starts: np.ndarray) -> np.ndarray:
+    layer_mb = sum(c.params for c in block_costs(dims).values()) * DTYPE_BYTES[dims.dtype] / 1e6
+    weights = np.add.reduceat(layer_mb, starts)
+    cached = np.add.reduceat(np.minimum(layer_mb, LAYER_CACHE_MB), starts)
+    shape = np.asarray([(a.num_layers, a.batch * a.seq_len, a.hidden) for a in archs], float)
+    n_layers, tokens, hidden = shape.T
+    return np.c_[
+        np.ones(len(archs)),
+        n_layers,
+        tokens * hidden / 1e6,
+        hidden**2 / 1e6,
+        tokens,
+        weights,
+        cached,
+        np.maximum(weights - MODEL_CACHE_MB, 0.0),
     ]
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(OVERHEAD_FEATURES))
 
 
 class LatencyPredictor(RegressorMixin, BaseEstimator):
@@ -233,8 +277,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         X = _as_frame(X)
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
-        remix, calib = getattr(self, "remix_", None), getattr(self, "calibration_", None)
-        return _apply_transfer(X, ms, remix, calib)
+        return _apply_transfer(X, ms, self.remix_, self.calibration_)
 
     # -- transfer to a new device --------------------------------------------------------------
     def fit_transfer(
@@ -282,29 +325,19 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     def predict_archs(self, archs: Sequence[ArchSpec], threads: int) -> np.ndarray:
         """Whole-model latency (ms) for many ArchSpecs at once (blocks deduplicated)."""
         self._check_fitted()
-        index: dict[tuple, int] = {}
-        owner: list[int] = []
-        rows: list[tuple] = []
-        dtype = "float32"
-        for arch in archs:
-            dtype = arch.dtype
-            for layer in arch.layers:
-                k = (arch.hidden, layer.heads, layer.head_dim, layer.ffn, arch.seq_len, arch.batch)
-                j = index.setdefault(k, len(index))
-                if j == len(rows):
-                    rows.append(k)
-                owner.append(j)
-        if not rows:
+        if not archs:
             return np.zeros(0)
-        cols = np.asarray(rows, dtype=np.float64).T
-        dims = BlockArrays(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], dtype=dtype)
-        per_block = self.predict(feature_frame(dims, float(threads)))
-        # each arch's blocks are consecutive in ``owner``
-        counts = np.fromiter((a.num_layers for a in archs), dtype=np.int64, count=len(archs))
-        sums = np.add.reduceat(per_block[np.asarray(owner)], np.r_[0, np.cumsum(counts)[:-1]])
+        dims, starts = _layers(archs)
+        # blocks deduplicated: each distinct one predicted once
+        columns = {d: getattr(dims, d) for d in DIMS}
+        owner = pd.DataFrame(columns).groupby(list(DIMS), sort=False).ngroup().to_numpy()
+        _, first = np.unique(owner, return_index=True)
+        unique = BlockArrays.from_columns({d: c[first] for d, c in columns.items()}, dims.dtype)
+        per_block = self.predict(feature_frame(unique, float(threads)))
+        sums = np.add.reduceat(per_block[owner], starts)
         coef = getattr(self, "overhead_coef_", None)
         if coef is not None:
-            sums = sums + overhead_features(archs) @ coef
+            sums = sums + _overhead_rows(archs, dims, starts) @ coef
         return sums
 
     def predict_arch(self, arch: ArchSpec, threads: int) -> float:
@@ -389,9 +422,16 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 raise PredictorFileError(f"{meta_path}: analytic base is missing or malformed")
             self.base_intercept_ = float(base["intercept"])
         overhead = meta.get("overhead")
-        self.overhead_coef_ = (
-            None if overhead is None else np.asarray(overhead["coef"], dtype=np.float64)
-        )
+        self.overhead_coef_ = None
+        if overhead is not None:
+            if tuple(overhead.get("features", ())) != OVERHEAD_FEATURES:
+                raise PredictorFileError(
+                    f"{meta_path}: its whole-model overhead has other features than this canao "
+                    f"version's ({', '.join(OVERHEAD_FEATURES)}): retrain it (canao train)"
+                )
+            self.overhead_coef_ = np.asarray(overhead["coef"], dtype=np.float64)
+            if self.overhead_coef_.shape != (len(OVERHEAD_FEATURES),):
+                raise PredictorFileError(f"{meta_path}: whole-model overhead is malformed")
         calib = meta.get("calibration")
         self.calibration_ = None
         if calib is not None:

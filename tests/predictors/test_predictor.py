@@ -9,7 +9,15 @@ from canao.predictors.baselines import BASELINES
 from canao.predictors.evaluation import out_of_range_split, random_split
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import error_metrics
-from canao.predictors.predictor import LatencyPredictor, NotFittedError, PredictorFileError
+from canao.predictors.predictor import (
+    LAYER_CACHE_MB,
+    MODEL_CACHE_MB,
+    OVERHEAD_FEATURES,
+    LatencyPredictor,
+    NotFittedError,
+    PredictorFileError,
+    overhead_features,
+)
 from canao.profiling.samplers import ModelSpace, random_archs
 from tests.conftest import synthetic_ms
 
@@ -65,13 +73,38 @@ def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
         [model.predict(features_from_specs(list(a.blocks()), 2)).sum() for a in archs]
     )
     np.testing.assert_allclose(model.predict_archs(archs, 2), blocks, rtol=1e-5)
-    # a device whose whole-model latency adds 0.2 ms + 0.5 ns per token x hidden to its blocks
+    # the weight traffic terms, computed here from the specs one layer at a time
+    layer_mb = [[b.params * 4 / 1e6 for b in a.blocks()] for a in archs]
+    F = dict(zip(OVERHEAD_FEATURES, overhead_features(archs).T, strict=True))
+    np.testing.assert_allclose(F["weights_mb"], [sum(w) for w in layer_mb])
+    cached = [sum(min(x, LAYER_CACHE_MB) for x in w) for w in layer_mb]
+    np.testing.assert_allclose(F["layer_weights_cached_mb"], cached)
+    beyond = [max(sum(w) - MODEL_CACHE_MB, 0) for w in layer_mb]
+    np.testing.assert_allclose(F["weights_beyond_cache_mb"], beyond)
+    assert 0 < min(cached) < max(beyond)
+    # a device whose whole-model latency adds to its blocks 0.2 ms, 0.5 ns per token x hidden,
+    # and the time to read again, at 20 GB/s, each layer's weights that a lone block kept in
+    # cache (as a whole model evicts them)
     truth = np.array([synthetic_ms(list(a.blocks())).sum() for a in archs])
-    measured = truth + 0.2 + 0.5e-6 * np.array([a.seq_len * a.hidden for a in archs])
+    tokens_x_hidden = np.array([a.seq_len * a.hidden for a in archs])
+    measured = truth + 0.2 + 0.5e-6 * tokens_x_hidden + np.asarray(cached) / 20
     model.fit_overhead(archs[:40], measured[:40], threads=2)
     pred = model.predict_archs(archs[40:], 2)
     assert error_metrics(measured[40:], pred)["acc10"] >= 0.95
     assert model.predict_arch(archs[45], 2) == pytest.approx(pred[5])
+    # without the weight terms the same device is out of reach
+    model.overhead_coef_ = None
+    short = OVERHEAD_FEATURES.index("weights_mb")
+    residual = measured[:40] - model.predict_archs(archs[:40], 2)
+    A = overhead_features(archs)[:, :short]
+    coef, *_ = np.linalg.lstsq(A[:40] / measured[:40, None], residual / measured[:40], rcond=None)
+    old_pred = model.predict_archs(archs[40:], 2) + A[40:] @ coef
+    with_weights, without = (
+        error_metrics(measured[40:], pred),
+        error_metrics(measured[40:], old_pred),
+    )
+    assert with_weights["max_err"] < 2 < 10 < without["max_err"]
+    assert with_weights["mape"] < without["mape"] / 4
 
 
 def test_save_load_round_trip_and_refusals(synthetic_blocks, tmp_path) -> None:
@@ -89,6 +122,15 @@ def test_save_load_round_trip_and_refusals(synthetic_blocks, tmp_path) -> None:
     meta = json.loads((path / "meta.json").read_text())
     (path / "meta.json").write_text(json.dumps({**meta, "feature_names": ["a"]}))
     with pytest.raises(PredictorFileError, match="feature schema"):
+        LatencyPredictor.load(path)
+    model.overhead_coef_ = np.ones(len(OVERHEAD_FEATURES))
+    meta = json.loads(
+        (model.save(path, {"backend": "onnxruntime"}, True) / "meta.json").read_text()
+    )
+    assert LatencyPredictor.load(path).overhead_coef_.tolist() == [1.0] * len(OVERHEAD_FEATURES)
+    older = {**meta["overhead"], "features": meta["overhead"]["features"][:5]}
+    (path / "meta.json").write_text(json.dumps({**meta, "overhead": older}))
+    with pytest.raises(PredictorFileError, match="overhead has other features.*retrain"):
         LatencyPredictor.load(path)
     (path / "meta.json").write_text(json.dumps({**meta, "format": "pickle"}))
     with pytest.raises(PredictorFileError, match="not a canao predictor"):
