@@ -142,7 +142,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     try:
         if args.remeasure:
-            todo = _remeasure_specs(store, specs, cfg.threads, args.remeasure)
+            todo = _remeasure_specs(store, specs, cfg.threads, args.remeasure, cfg.max_cv)
             print(
                 f"canao profile: {device}/{args.backend}: re-measuring {len(todo)} of "
                 f"{len(specs)} specs ({args.remeasure} stored rows; the new rows supersede them)",
@@ -197,14 +197,25 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remeasure_specs(store: Any, specs: list[Any], threads: int, which: str) -> list[Any]:
-    """The design's specs whose stored row is to be measured again: ``all`` stored ones, or
-    ``noisy`` (flagged noisy, or an error row)."""
+def _remeasure_specs(
+    store: Any, specs: list[Any], threads: int, which: str, max_spread: float
+) -> list[Any]:
+    """The design's specs whose stored row is to be measured again: ``all`` stored ones,
+    ``noisy`` (flagged noisy, or an error row), or ``unsettled``: keys measured fewer than 3
+    times, or whose measurements' interquartile range exceeds ``max_spread`` of their median
+    (rounds that disagree: one more round moves their median)."""
     from canao.profiling.runner import row_key
+    from canao.profiling.store import read_all_rows
 
     df = store.read()
     if which == "noisy":
         df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
+    elif which == "unsettled":
+        ok = read_all_rows(store.path)
+        ms = ok[ok["error"].isna()].groupby("key")["median_ms"]
+        spread = (ms.quantile(0.75) - ms.quantile(0.25)) / ms.median()
+        settled = spread[(ms.size() >= 3) & (spread <= max_spread)].index
+        df = df[~df["key"].isin(settled)]
     keys = set(df["key"])
     return [s for s in specs if row_key(s, threads) in keys]
 
@@ -978,9 +989,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--remeasure",
-        choices=("noisy", "all"),
-        help="measure the design's stored specs again (noisy: flagged noisy or failed rows); "
-        "the new rows supersede the old ones, which stay on disk",
+        choices=("noisy", "all", "unsettled"),
+        help="measure the design's stored specs again (noisy: flagged noisy or failed rows; "
+        "unsettled: measured fewer than 3 times, or whose measurements' interquartile range "
+        "exceeds --max-cv of their median: read with --combine median); the new rows "
+        "supersede the old ones, which stay on disk",
     )
     p.add_argument(
         "--tuned-only",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from canao.cli import main
-from canao.profiling.store import read_rows
+from canao.profiling.store import read_all_rows, read_rows
 
 SMALL = (
     '{"hidden": [32, 96], "heads": [1, 4], "head_dim": [8, 32], "ffn": [32, 192], '
@@ -119,6 +119,13 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert len(canary) == 3 and json.loads(canary[0])["median_ms"] > 0  # one per run here
     runs = (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()
     assert len(runs) == 3 and json.loads(runs[0])["space"]["hidden"] == [32, 96]
+    # unsettled: measured fewer than 3 times (all 8 now), or rounds that disagree (none can,
+    # at --max-cv 10): one round more each time, until every key has 3
+    argv[argv.index("3")] = "8"
+    for todo in (8, 5, 0):
+        assert main([*argv, "--remeasure", "unsettled", "--max-cv", "10"]) == 0
+        assert f"re-measuring {todo} of 8 specs (unsettled" in capsys.readouterr().err
+    assert read_all_rows(out)["key"].value_counts().tolist() == [3] * 8
     assert main(["dataset", "info", str(out), "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)
     assert info["device"] == "unit" and info["block_rows"] == 8 and info["error_rows"] == 0
