@@ -209,11 +209,17 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
     ]
     if rounds >= 4:
         per_key = df[df["key"].isin(keys["key"]) & df["threads"].isin(threads or df["threads"])]
+        n = per_key.groupby("key").size()
+        more = (
+            f"; {(n > rounds).sum()} keys measured up to {n.max()} times"
+            if n.max() > rounds
+            else ""
+        )
         lines += [
             "",
             f"Split halves: each key's rounds split into odd and even rounds in time order "
-            f"({(rounds + 1) // 2} and {rounds // 2} rounds of every key), each half read on its "
-            "own as `canao train --combine` reads a dataset, and the halves compared: how "
+            f"(at least {(rounds + 1) // 2} and {rounds // 2} rounds{more}), each half read on "
+            "its own as `canao train --combine` reads a dataset, and the halves compared: how "
             "well the latency a predictor is trained and scored on repeats.",
             "",
             *split_halves(per_key),
