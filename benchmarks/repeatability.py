@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from canao.predictors.evaluation import SPEC_COLUMNS, block_specs
+from canao.predictors.evaluation import block_specs
+from canao.predictors.features import DIMS
 from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.profiling.fingerprint import host_device_name
 from canao.profiling.measurement import EvalConfig
@@ -139,11 +140,17 @@ def report(times: pd.DataFrame, stored: pd.DataFrame, rounds: int) -> list[str]:
     ]
 
 
+def in_rounds(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` in time order with each row's ``round``: 1 for a key's first measurement, 2 for
+    its second, and so on."""
+    df = df.sort_values("timestamp", kind="stable")
+    return df.assign(round=df.groupby("key").cumcount() + 1)
+
+
 def stored_rounds(df: pd.DataFrame, threads: list[int]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """The dataset's own repeated measurements as ``measure`` would return them: one row per
     key, thread count and round (rounds in time order; keys measured once are left out)."""
-    df = df[df["threads"].isin(threads)].sort_values("timestamp")
-    df = df.assign(round=df.groupby("key").cumcount() + 1)
+    df = in_rounds(df[df["threads"].isin(threads)])
     df = df[df.groupby("key")["round"].transform("max") >= 2]
     rounds = int(df.groupby("key")["round"].max().min()) if len(df) else 0
     keys = pd.DataFrame({"key": df["key"].unique()})
@@ -168,9 +175,8 @@ def split_halves(df: pd.DataFrame) -> list[str]:
     """How well a dataset's *combined* latency repeats: the rounds of every key split into two
     disjoint halves (odd and even rounds in time order), each half read on its own as
     ``canao train --combine`` would, and the two readings compared."""
-    df = df.sort_values("timestamp", kind="stable")
-    rnd = df.groupby("key").cumcount()
-    halves = [df[rnd % 2 == 0], df[rnd % 2 == 1]]
+    df = in_rounds(df)
+    halves = [df[df["round"] % 2 == 1], df[df["round"] % 2 == 0]]
     lines = [
         "| each half read as | n | within ±5% | within ±10% | median diff | 95th pct diff |",
         "|---|---:|---:|---:|---:|---:|",
@@ -195,7 +201,8 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
     times, keys, rounds = stored_rounds(df, threads or sorted(df["threads"].unique()))
     if rounds < 2:
         raise SystemExit(f"no {device} / {args.backend} blocks measured in 2 rounds or more")
-    when = df[df["key"].isin(keys["key"])]["timestamp"]
+    per_key = df[df["key"].isin(keys["key"])]
+    when = per_key["timestamp"]
     lines = [
         f"# Repeatability over a campaign: {len(keys)} stored {device} / {args.backend} blocks, "
         f"{rounds} rounds each",
@@ -208,7 +215,6 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
         *report(times, pd.DataFrame(columns=["spec", "threads", "ms"]), rounds),
     ]
     if rounds >= 4:
-        per_key = df[df["key"].isin(keys["key"]) & df["threads"].isin(threads or df["threads"])]
         n = per_key.groupby("key").size()
         more = (
             f"; {(n > rounds).sum()} keys measured up to {n.max()} times"
@@ -254,7 +260,7 @@ def main() -> None:
         if args.threads
         else sorted(int(t) for t in df["threads"].unique())
     )
-    unique = df.drop_duplicates(list(SPEC_COLUMNS))
+    unique = df.drop_duplicates(list(DIMS))
     blocks = block_specs(unique.sample(n=min(args.n, len(unique)), random_state=args.seed))
     # the stored row of each measured spec and thread count (this host's rows only)
     old = df.set_index("key")["median_ms"] if device == host else pd.Series(dtype=float)

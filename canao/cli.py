@@ -207,16 +207,16 @@ def _remeasure_specs(
     from canao.profiling.runner import row_key
     from canao.profiling.store import read_all_rows
 
-    df = store.read()
-    if which == "noisy":
-        df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
-    elif which == "unsettled":
-        ok = read_all_rows(store.path)
-        ms = ok[ok["error"].isna()].groupby("key")["median_ms"]
+    if which == "unsettled":
+        rows = read_all_rows(store.path)
+        ms = rows[rows["error"].isna()].groupby("key")["median_ms"]
         spread = (ms.quantile(0.75) - ms.quantile(0.25)) / ms.median()
-        settled = spread[(ms.size() >= 3) & (spread <= max_spread)].index
-        df = df[~df["key"].isin(settled)]
-    keys = set(df["key"])
+        keys = set(rows["key"]) - set(spread[(ms.size() >= 3) & (spread <= max_spread)].index)
+    else:
+        df = store.read()
+        if which == "noisy":
+            df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
+        keys = set(df["key"])
     return [s for s in specs if row_key(s, threads) in keys]
 
 

@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from canao.predictors.features import features_from_rows
+from canao.predictors.features import DIMS, features_from_rows
 from canao.predictors.metrics import error_metrics
 from canao.profiling.store import read_rows
 from canao.space import ArchSpec, BlockSpec
 
 #: the columns of a row that make its BlockSpec
-SPEC_COLUMNS = ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch")
 
 #: dims whose top values are held out in the out-of-range split
 OOR_DIMS = ("hidden", "ffn", "seq_len")
@@ -105,7 +104,7 @@ def blocks_xy(df: pd.DataFrame, canary_ms: float | None = None) -> tuple[pd.Data
 
 def block_specs(df: pd.DataFrame) -> list[BlockSpec]:
     """The BlockSpec of each row of ``df`` (block rows), in row order."""
-    rows = df[list(SPEC_COLUMNS)].to_numpy(dtype=np.int64).tolist()
+    rows = df[list(DIMS)].to_numpy(dtype=np.int64).tolist()
     return [BlockSpec(h, n, d, f, s, b) for h, n, d, f, s, b in rows]
 
 

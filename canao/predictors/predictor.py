@@ -162,17 +162,19 @@ def overhead_features(archs: Sequence[ArchSpec]) -> np.ndarray:
     evaluated on all layers of all archs at once)."""
     if not archs:
         return np.zeros((0, len(OVERHEAD_FEATURES)))
-    return _overhead_rows(archs, *_layers(archs))
+    return _overhead_rows(*_layers(archs))
 
 
-def _overhead_rows(archs: Sequence[ArchSpec], dims: BlockArrays, starts: np.ndarray) -> np.ndarray:
+def _overhead_rows(dims: BlockArrays, starts: np.ndarray) -> np.ndarray:
+    """OVERHEAD_FEATURES of each arch from its layers (``dims``, arch i's from ``starts[i]``)."""
     layer_mb = sum(c.params for c in block_costs(dims).values()) * DTYPE_BYTES[dims.dtype] / 1e6
     weights = np.add.reduceat(layer_mb, starts)
     cached = np.add.reduceat(np.minimum(layer_mb, LAYER_CACHE_MB), starts)
-    shape = np.asarray([(a.num_layers, a.batch * a.seq_len, a.hidden) for a in archs], float)
-    n_layers, tokens, hidden = shape.T
+    n_layers = np.diff(np.r_[starts, len(dims.hidden)]).astype(np.float64)
+    tokens = (dims.batch * dims.seq_len)[starts]
+    hidden = dims.hidden[starts]
     return np.c_[
-        np.ones(len(archs)),
+        np.ones(len(starts)),
         n_layers,
         tokens * hidden / 1e6,
         hidden**2 / 1e6,
@@ -337,7 +339,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         sums = np.add.reduceat(per_block[owner], starts)
         coef = getattr(self, "overhead_coef_", None)
         if coef is not None:
-            sums = sums + _overhead_rows(archs, dims, starts) @ coef
+            sums = sums + _overhead_rows(dims, starts) @ coef
         return sums
 
     def predict_arch(self, arch: ArchSpec, threads: int) -> float:
@@ -366,8 +368,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 "intercept": self.base_intercept_,
             },
             "overhead": _coef_block(OVERHEAD_FEATURES, getattr(self, "overhead_coef_", None)),
-            "calibration": _coef_block(CALIBRATION_FEATURES, getattr(self, "calibration_", None)),
-            "remix": _coef_block(REMIX_FEATURES, getattr(self, "remix_", None)),
+            "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
+            "remix": _coef_block(REMIX_FEATURES, self.remix_),
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(meta or {}),
