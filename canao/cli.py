@@ -76,6 +76,7 @@ def _make_runner(args: argparse.Namespace, device: str, cfg: Any) -> Any:
 
 # -- canao profile -----------------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
+    import numpy as np
     from tqdm import tqdm
 
     from canao.profiling.backends import backend_class
@@ -163,6 +164,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 "in the tuning database; the others wait for `canao tune`",
                 file=sys.stderr,
             )
+        if args.shuffle is not None:
+            todo = [todo[i] for i in np.random.default_rng(args.shuffle).permutation(len(todo))]
         _append_run_log(store.path, args, cfg, space_cfg)
         klass = backend_class(args.backend)
         if not klass.compiled:
@@ -994,6 +997,13 @@ def build_parser() -> argparse.ArgumentParser:
         "unsettled: measured fewer than 3 times, or whose measurements' interquartile range "
         "exceeds --max-cv of their median: read with --combine median); the new rows "
         "supersede the old ones, which stay on disk",
+    )
+    p.add_argument(
+        "--shuffle",
+        type=int,
+        metavar="SEED",
+        help="visit the specs in an order shuffled by SEED, not the design's (rounds of "
+        "--remeasure in different orders put slow host drift on different specs each round)",
     )
     p.add_argument(
         "--tuned-only",

@@ -126,6 +126,11 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
         assert main([*argv, "--remeasure", "unsettled", "--max-cv", "10"]) == 0
         assert f"re-measuring {todo} of 8 specs (unsettled" in capsys.readouterr().err
     assert read_all_rows(out)["key"].value_counts().tolist() == [3] * 8
+    # --shuffle: a round in another order than the design's (the same specs)
+    design = read_all_rows(out)["key"].tolist()[:8]
+    assert main([*argv, "--remeasure", "all", "--shuffle", "1"]) == 0
+    shuffled = read_all_rows(out)["key"].tolist()[-8:]
+    assert sorted(shuffled) == sorted(design) and shuffled != design
     assert main(["dataset", "info", str(out), "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)
     assert info["device"] == "unit" and info["block_rows"] == 8 and info["error_rows"] == 0
