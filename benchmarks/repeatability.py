@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/repeatability.py --backend onnxruntime [--threads 1,2]
         [--n 100] [--rounds 3] [--device D]
     .venv/bin/python benchmarks/repeatability.py --backend onnxruntime --stored --device D
-        --threads 1
+        --threads 1 [--kind model]
 
 A predictor cannot be more accurate than the measurements it is scored against. This samples
 ``--n`` stored blocks of a backend's dataset (this host's, else ``--device``'s) and measures
@@ -23,7 +23,8 @@ the noise floor at the scale of a campaign, minutes to hours apart; with 4 round
 also splits each key's rounds into two halves, reads each half as ``canao train --combine
 {latest,median}`` would and compares the halves: how well the latency that predictors are
 fitted to and scored on repeats. Writes
-benchmarks/results/repeatability-<device>-<backend>-stored.md.
+benchmarks/results/repeatability-<device>-<backend>-stored.md (``--kind model``: the whole
+models' rounds, ...-stored-models.md).
 """
 
 from __future__ import annotations
@@ -166,8 +167,8 @@ def stored_rounds(df: pd.DataFrame, threads: list[int]) -> tuple[pd.DataFrame, p
     return times[times["round"] <= rounds], keys, rounds
 
 
-def valid_blocks(df: pd.DataFrame, device: str, backend: str) -> pd.DataFrame:
-    ok = (df["device"] == device) & (df["backend"] == backend) & (df["kind"] == "block")
+def valid_rows(df: pd.DataFrame, device: str, backend: str, kind: str = "block") -> pd.DataFrame:
+    ok = (df["device"] == device) & (df["backend"] == backend) & (df["kind"] == kind)
     return df[ok & df["error"].isna()]
 
 
@@ -197,18 +198,22 @@ def split_halves(df: pd.DataFrame) -> list[str]:
 
 def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
     device = args.device or host_device_name()
-    df = valid_blocks(read_all_rows(args.data), device, args.backend)
+    df = valid_rows(read_all_rows(args.data), device, args.backend, args.kind)
     times, keys, rounds = stored_rounds(df, threads or sorted(df["threads"].unique()))
     if rounds < 2:
-        raise SystemExit(f"no {device} / {args.backend} blocks measured in 2 rounds or more")
+        raise SystemExit(f"no {device} / {args.backend} {args.kind}s measured in 2 rounds or more")
     per_key = df[df["key"].isin(keys["key"])]
     when = per_key["timestamp"]
     lines = [
-        f"# Repeatability over a campaign: {len(keys)} stored {device} / {args.backend} blocks, "
+        f"# Repeatability over a campaign: {len(keys)} stored {device} / {args.backend} "
+        f"{args.kind}s, "
         f"{rounds} rounds each",
         "",
         f"`.venv/bin/python benchmarks/repeatability.py --backend {args.backend} --stored "
-        f"--device {device}" + (f" --threads {args.threads}" if args.threads else "") + "`: "
+        f"--device {device}"
+        + (f" --threads {args.threads}" if args.threads else "")
+        + (" --kind model" if args.kind == "model" else "")
+        + "`: "
         f"the rounds of the stored rows (`canao profile --remeasure all`), measured "
         f"{when.min()} .. {when.max()}; nothing measured now.",
         "",
@@ -230,7 +235,8 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
             "",
             *split_halves(per_key),
         ]
-    path = OUT / f"repeatability-{device}-{args.backend}-stored.md"
+    suffix = "-models" if args.kind == "model" else ""
+    path = OUT / f"repeatability-{device}-{args.backend}-stored{suffix}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -245,6 +251,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 2)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stored", action="store_true", help="score the stored rounds; no measuring")
+    ap.add_argument(
+        "--kind", choices=("block", "model"), default="block", help="--stored: blocks or models"
+    )
     args = ap.parse_args()
     if args.stored:
         return main_stored(args, [int(t) for t in args.threads.split(",") if t])
@@ -252,7 +261,7 @@ def main() -> None:
         ap.error("--rounds and --n must be >= 2")
     host = host_device_name()
     device = args.device or host
-    df = valid_blocks(read_rows(args.data), device, args.backend)
+    df = valid_rows(read_rows(args.data), device, args.backend)
     if df.empty:
         ap.error(f"no stored {device} / {args.backend} blocks under {args.data}; name --device")
     threads = (
