@@ -88,11 +88,13 @@ def measure(
     return pd.DataFrame(rows)
 
 
-def report(times: pd.DataFrame, stored: pd.DataFrame, rounds: int) -> list[str]:
+def report(
+    times: pd.DataFrame, stored: pd.DataFrame, rounds: int, kind: str = "block"
+) -> list[str]:
     """Markdown tables: per thread count, round vs round and, where ``stored`` (spec, threads,
     ms: the dataset's row of that spec) has the spec, this sitting vs the stored row."""
     lines = [
-        "| threads | two measurements of the same blocks | n | within ±5% | within ±10% "
+        f"| threads | two measurements of the same {kind}s | n | within ±5% | within ±10% "
         "| median diff | 95th pct diff |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
@@ -217,7 +219,7 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
         f"the rounds of the stored rows (`canao profile --remeasure all`), measured "
         f"{when.min()} .. {when.max()}; nothing measured now.",
         "",
-        *report(times, pd.DataFrame(columns=["spec", "threads", "ms"]), rounds),
+        *report(times, pd.DataFrame(columns=["spec", "threads", "ms"]), rounds, args.kind),
     ]
     if rounds >= 4:
         n = per_key.groupby("key").size()
