@@ -208,8 +208,7 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
     when = per_key["timestamp"]
     lines = [
         f"# Repeatability over a campaign: {len(keys)} stored {device} / {args.backend} "
-        f"{args.kind}s, "
-        f"{rounds} rounds each",
+        f"{args.kind}s, {rounds} rounds each",
         "",
         f"`.venv/bin/python benchmarks/repeatability.py --backend {args.backend} --stored "
         f"--device {device}"

@@ -15,8 +15,6 @@ from canao.predictors.metrics import error_metrics
 from canao.profiling.store import read_rows
 from canao.space import ArchSpec, BlockSpec
 
-#: the columns of a row that make its BlockSpec
-
 #: dims whose top values are held out in the out-of-range split
 OOR_DIMS = ("hidden", "ffn", "seq_len")
 
