@@ -5,7 +5,8 @@ the per-sub-operation FLOPs and bytes, fitted first), which keeps predictions se
 blocks larger than any seen in training, where trees alone cannot extrapolate.
 
 Model latency = sum of block predictions + a fitted per-device overhead (embeddings, pooler,
-head, per-call costs), fitted on whole models measured end to end.
+head, per-call costs, weight traffic past the device's caches, a scale of the blocks' sum),
+fitted on whole models measured end to end.
 
 Persistence: XGBoost's own ``model.ubj`` plus ``meta.json`` (feature schema, device, backend,
 dataset hash, library versions, metrics). Loading parses data only; it never runs code from
@@ -39,11 +40,13 @@ FORMAT_VERSION = 1
 #: features of the analytic base: per-sub-operation work and traffic
 BASE_FEATURES = tuple(f"{op}_{k}" for op in SUB_OPS for k in ("gflop", "mb"))
 #: features of the per-model overhead (whole model minus its blocks): per-call and embedding,
-#: pooler and head costs, and weight traffic. A block timed alone runs again and again with
-#: its weights in the caches; in a whole model each layer's weights have been evicted by the
-#: other layers' by the time it runs again, so the model pays for reading its weights from
-#: further away: its encoder weights in MB, the part of each layer's weights up to
-#: ``LAYER_CACHE_MB`` (what a lone block keeps in cache), and what exceeds ``MODEL_CACHE_MB``
+#: pooler and head costs, weight traffic, and the blocks' own sum. A block timed alone runs
+#: again and again with its weights in the caches; in a whole model each layer's weights have
+#: been evicted by the other layers' by the time it runs again, so the model pays for reading
+#: its weights from further away: its encoder weights in MB, the part of each layer's weights
+#: up to a layer cache size (what a lone block keeps in cache), and what exceeds a model cache
+#: size. ``blocks_ms`` scales the sum of the lone blocks (a device that runs whole models
+#: faster or slower than it ran their blocks alone).
 OVERHEAD_FEATURES = (
     "one",
     "num_layers",
@@ -53,9 +56,11 @@ OVERHEAD_FEATURES = (
     "weights_mb",
     "layer_weights_cached_mb",
     "weights_beyond_cache_mb",
+    "blocks_ms",
 )
-LAYER_CACHE_MB = 8.0
-MODEL_CACHE_MB = 32.0
+#: the two cache sizes (MB) are the device's, chosen by ``fit_overhead`` from these grids
+LAYER_CACHE_GRID_MB = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
 
 
 class PredictorFileError(ValueError):
@@ -157,19 +162,29 @@ def _layers(archs: Sequence[ArchSpec]) -> tuple[BlockArrays, np.ndarray]:
     return BlockArrays.from_columns(cols, dtypes.pop()), np.r_[0, np.cumsum(counts)[:-1]]
 
 
-def overhead_features(archs: Sequence[ArchSpec]) -> np.ndarray:
-    """One row of ``OVERHEAD_FEATURES`` per ArchSpec (encoder weights from ``block_costs``,
-    evaluated on all layers of all archs at once)."""
+def overhead_features(
+    archs: Sequence[ArchSpec], blocks_ms: Any, layer_cache_mb: float, model_cache_mb: float
+) -> np.ndarray:
+    """One row of ``OVERHEAD_FEATURES`` per ArchSpec, given each one's sum of block predictions
+    (ms) and the two cache sizes (encoder weights from ``block_costs``, evaluated on all layers
+    of all archs at once)."""
     if not archs:
         return np.zeros((0, len(OVERHEAD_FEATURES)))
-    return _overhead_rows(*_layers(archs))
+    dims, starts = _layers(archs)
+    return _overhead_rows(dims, starts, np.asarray(blocks_ms), layer_cache_mb, model_cache_mb)
 
 
-def _overhead_rows(dims: BlockArrays, starts: np.ndarray) -> np.ndarray:
+def _overhead_rows(
+    dims: BlockArrays,
+    starts: np.ndarray,
+    blocks_ms: np.ndarray,
+    layer_cache_mb: float,
+    model_cache_mb: float,
+) -> np.ndarray:
     """OVERHEAD_FEATURES of each arch from its layers (``dims``, arch i's from ``starts[i]``)."""
     layer_mb = sum(c.params for c in block_costs(dims).values()) * DTYPE_BYTES[dims.dtype] / 1e6
     weights = np.add.reduceat(layer_mb, starts)
-    cached = np.add.reduceat(np.minimum(layer_mb, LAYER_CACHE_MB), starts)
+    cached = np.add.reduceat(np.minimum(layer_mb, layer_cache_mb), starts)
     n_layers = np.diff(np.r_[starts, len(dims.hidden)]).astype(np.float64)
     tokens = (dims.batch * dims.seq_len)[starts]
     hidden = dims.hidden[starts]
@@ -181,8 +196,21 @@ def _overhead_rows(dims: BlockArrays, starts: np.ndarray) -> np.ndarray:
         tokens,
         weights,
         cached,
-        np.maximum(weights - MODEL_CACHE_MB, 0.0),
+        np.maximum(weights - model_cache_mb, 0.0),
+        blocks_ms,
     ]
+
+
+def _press_fit(A: np.ndarray, r: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, float]:
+    """Ridge regression of ``r`` on ``A`` (each coefficient penalised by ``ridge`` times its
+    column's sum of squares, so that nearly collinear columns cannot cancel out with huge
+    coefficients), and its mean squared leave-one-out residual (PRESS)."""
+    gram = A.T @ A
+    solve = np.linalg.pinv(gram + ridge * np.diag(np.diag(gram))) @ A.T
+    coef = solve @ r
+    leverage = np.einsum("ij,ji->i", A, solve)
+    loo = (A @ coef - r) / np.maximum(1.0 - leverage, 1e-9)
+    return coef, float(np.mean(loo**2))
 
 
 class LatencyPredictor(RegressorMixin, BaseEstimator):
@@ -195,6 +223,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     #: set by fit_transfer (None when not transferred)
     calibration_: np.ndarray | None
     remix_: np.ndarray | None
+    #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
+    overhead_coef_: np.ndarray | None
+    overhead_cache_mb_: tuple[float, float]
 
     def __init__(
         self,
@@ -259,7 +290,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             coef, _ = nnls(np.c_[A, np.ones(len(y))] * w[:, None], y * w)
             self.base_coef_ = coef[:-1]
             self.base_intercept_ = float(coef[-1])
-        self.calibration_ = self.remix_ = None  # a refit drops any transfer
+        # a refit drops any transfer, and the overhead fitted on the old block predictions
+        self.calibration_ = self.remix_ = self.overhead_coef_ = None
         model = self._xgb()
         model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
         self.booster_ = model.get_booster()
@@ -315,14 +347,36 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
 
     # -- whole models --------------------------------------------------------------------------
     def fit_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> None:
-        """Fit the per-device model overhead: measured - sum of block predictions."""
+        """Fit the per-device model overhead: measured - sum of block predictions, by relative
+        (lightly ridged) least squares; the two cache sizes are the grid pair with the smallest
+        leave-one-out error (``overhead_cache_mb_``)."""
+        self._check_fitted()
         measured = np.asarray(measured_ms, dtype=np.float64)
+        if len(measured) != len(archs) or len(archs) < 2:
+            raise ValueError("fit_overhead needs as many measured latencies as archs, >= 2")
+        if np.any(~np.isfinite(measured)) or np.any(measured <= 0):
+            raise ValueError("measured latencies must be finite and > 0")
         self.overhead_coef_ = None
-        blocks = self.predict_archs(archs, threads)
-        F = overhead_features(archs)
+        dims, starts = _layers(archs)
+        blocks = np.add.reduceat(self._layer_ms(dims, threads), starts)
         w = 1.0 / measured
-        coef, *_ = np.linalg.lstsq(F * w[:, None], (measured - blocks) * w, rcond=None)
-        self.overhead_coef_ = coef
+        fits = {
+            (lc, mc): _press_fit(
+                _overhead_rows(dims, starts, blocks, lc, mc) * w[:, None], (measured - blocks) * w
+            )
+            for lc in LAYER_CACHE_GRID_MB
+            for mc in MODEL_CACHE_GRID_MB
+        }
+        self.overhead_cache_mb_ = min(fits, key=lambda k: fits[k][1])
+        self.overhead_coef_ = fits[self.overhead_cache_mb_][0]
+
+    def _layer_ms(self, dims: BlockArrays, threads: int) -> np.ndarray:
+        """The predicted latency of every layer in ``dims`` (each distinct block once)."""
+        columns = {d: getattr(dims, d) for d in DIMS}
+        owner = pd.DataFrame(columns).groupby(list(DIMS), sort=False).ngroup().to_numpy()
+        _, first = np.unique(owner, return_index=True)
+        unique = BlockArrays.from_columns({d: c[first] for d, c in columns.items()}, dims.dtype)
+        return self.predict(feature_frame(unique, float(threads)))[owner]
 
     def predict_archs(self, archs: Sequence[ArchSpec], threads: int) -> np.ndarray:
         """Whole-model latency (ms) for many ArchSpecs at once (blocks deduplicated)."""
@@ -330,16 +384,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         if not archs:
             return np.zeros(0)
         dims, starts = _layers(archs)
-        # blocks deduplicated: each distinct one predicted once
-        columns = {d: getattr(dims, d) for d in DIMS}
-        owner = pd.DataFrame(columns).groupby(list(DIMS), sort=False).ngroup().to_numpy()
-        _, first = np.unique(owner, return_index=True)
-        unique = BlockArrays.from_columns({d: c[first] for d, c in columns.items()}, dims.dtype)
-        per_block = self.predict(feature_frame(unique, float(threads)))
-        sums = np.add.reduceat(per_block[owner], starts)
-        coef = getattr(self, "overhead_coef_", None)
-        if coef is not None:
-            sums = sums + _overhead_rows(dims, starts) @ coef
+        sums = np.add.reduceat(self._layer_ms(dims, threads), starts)
+        if self.overhead_coef_ is not None:
+            rows = _overhead_rows(dims, starts, sums, *self.overhead_cache_mb_)
+            sums = sums + rows @ self.overhead_coef_
         return sums
 
     def predict_arch(self, arch: ArchSpec, threads: int) -> float:
@@ -354,6 +402,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise FileExistsError(f"{path} already holds a predictor (use --overwrite)")
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "model.ubj"))
+        overhead = _coef_block(OVERHEAD_FEATURES, self.overhead_coef_)
+        if overhead is not None:
+            overhead["layer_cache_mb"], overhead["model_cache_mb"] = self.overhead_cache_mb_
         info = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -367,7 +418,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 "coef": [float(c) for c in self.base_coef_],
                 "intercept": self.base_intercept_,
             },
-            "overhead": _coef_block(OVERHEAD_FEATURES, getattr(self, "overhead_coef_", None)),
+            "overhead": overhead,
             "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
             "remix": _coef_block(REMIX_FEATURES, self.remix_),
             "versions": _versions(),
@@ -431,9 +482,14 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                     f"{meta_path}: its whole-model overhead has other features than this canao "
                     f"version's ({', '.join(OVERHEAD_FEATURES)}): retrain it (canao train)"
                 )
-            self.overhead_coef_ = np.asarray(overhead["coef"], dtype=np.float64)
-            if self.overhead_coef_.shape != (len(OVERHEAD_FEATURES),):
+            coef = np.asarray(overhead.get("coef", []), dtype=np.float64)
+            cache = (overhead.get("layer_cache_mb"), overhead.get("model_cache_mb"))
+            if coef.shape != (len(OVERHEAD_FEATURES),) or not all(
+                isinstance(c, int | float) and c > 0 for c in cache
+            ):
                 raise PredictorFileError(f"{meta_path}: whole-model overhead is malformed")
+            self.overhead_coef_ = coef
+            self.overhead_cache_mb_ = (float(cache[0]), float(cache[1]))
         calib = meta.get("calibration")
         self.calibration_ = None
         if calib is not None:
@@ -450,7 +506,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         return self
 
 
-def _coef_block(names: Sequence[str], coef: np.ndarray | None) -> dict[str, list] | None:
+def _coef_block(names: Sequence[str], coef: np.ndarray | None) -> dict[str, Any] | None:
     if coef is None:
         return None
     return {"features": list(names), "coef": [float(c) for c in coef]}

@@ -10,8 +10,6 @@ from canao.predictors.evaluation import out_of_range_split, random_split
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
-    LAYER_CACHE_MB,
-    MODEL_CACHE_MB,
     OVERHEAD_FEATURES,
     LatencyPredictor,
     NotFittedError,
@@ -75,36 +73,41 @@ def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
     np.testing.assert_allclose(model.predict_archs(archs, 2), blocks, rtol=1e-5)
     # the weight traffic terms, computed here from the specs one layer at a time
     layer_mb = [[b.params * 4 / 1e6 for b in a.blocks()] for a in archs]
-    F = dict(zip(OVERHEAD_FEATURES, overhead_features(archs).T, strict=True))
+    F = dict(zip(OVERHEAD_FEATURES, overhead_features(archs, blocks, 4.0, 16.0).T, strict=True))
     np.testing.assert_allclose(F["weights_mb"], [sum(w) for w in layer_mb])
-    cached = [sum(min(x, LAYER_CACHE_MB) for x in w) for w in layer_mb]
+    cached = np.array([sum(min(x, 4.0) for x in w) for w in layer_mb])
     np.testing.assert_allclose(F["layer_weights_cached_mb"], cached)
-    beyond = [max(sum(w) - MODEL_CACHE_MB, 0) for w in layer_mb]
+    beyond = np.array([max(sum(w) - 16.0, 0) for w in layer_mb])
     np.testing.assert_allclose(F["weights_beyond_cache_mb"], beyond)
+    np.testing.assert_allclose(F["blocks_ms"], blocks)
     assert 0 < min(cached) < max(beyond)
-    # a device whose whole-model latency adds to its blocks 0.2 ms, 0.5 ns per token x hidden,
-    # and the time to read again, at 20 GB/s, each layer's weights that a lone block kept in
-    # cache (as a whole model evicts them)
+    assert sum(beyond == 0) > 5
+    # a device that runs whole models 10% slower than their blocks alone and adds 0.2 ms,
+    # 0.5 ns per token x hidden, the time to read again, at 20 GB/s, each layer's weights that
+    # a lone block kept in its 4 MB cache, and at 10 GB/s the model's weights beyond 16 MB
     truth = np.array([synthetic_ms(list(a.blocks())).sum() for a in archs])
     tokens_x_hidden = np.array([a.seq_len * a.hidden for a in archs])
-    measured = truth + 0.2 + 0.5e-6 * tokens_x_hidden + np.asarray(cached) / 20
+    measured = 1.1 * truth + 0.2 + 0.5e-6 * tokens_x_hidden + cached / 20 + beyond / 10
     model.fit_overhead(archs[:40], measured[:40], threads=2)
+    assert model.overhead_cache_mb_ == (4.0, 16.0)
     pred = model.predict_archs(archs[40:], 2)
     assert error_metrics(measured[40:], pred)["acc10"] >= 0.95
     assert model.predict_arch(archs[45], 2) == pytest.approx(pred[5])
-    # without the weight terms the same device is out of reach
+    # without the weight terms and the scale the same device is out of reach
     model.overhead_coef_ = None
     short = OVERHEAD_FEATURES.index("weights_mb")
-    residual = measured[:40] - model.predict_archs(archs[:40], 2)
-    A = overhead_features(archs)[:, :short]
+    residual = measured[:40] - blocks[:40]
+    A = overhead_features(archs, blocks, 4.0, 16.0)[:, :short]
     coef, *_ = np.linalg.lstsq(A[:40] / measured[:40, None], residual / measured[:40], rcond=None)
-    old_pred = model.predict_archs(archs[40:], 2) + A[40:] @ coef
+    old_pred = blocks[40:] + A[40:] @ coef
     with_weights, without = (
         error_metrics(measured[40:], pred),
         error_metrics(measured[40:], old_pred),
     )
     assert with_weights["max_err"] < 2 < 10 < without["max_err"]
     assert with_weights["mape"] < without["mape"] / 4
+    with pytest.raises(ValueError, match="finite and > 0"):
+        model.fit_overhead(archs[:3], [1.0, 0.0, 2.0], threads=2)
 
 
 def test_save_load_round_trip_and_refusals(synthetic_blocks, tmp_path) -> None:
@@ -124,10 +127,18 @@ def test_save_load_round_trip_and_refusals(synthetic_blocks, tmp_path) -> None:
     with pytest.raises(PredictorFileError, match="feature schema"):
         LatencyPredictor.load(path)
     model.overhead_coef_ = np.ones(len(OVERHEAD_FEATURES))
+    model.overhead_cache_mb_ = (2.0, 24.0)
     meta = json.loads(
         (model.save(path, {"backend": "onnxruntime"}, True) / "meta.json").read_text()
     )
-    assert LatencyPredictor.load(path).overhead_coef_.tolist() == [1.0] * len(OVERHEAD_FEATURES)
+    back = LatencyPredictor.load(path)
+    assert back.overhead_coef_.tolist() == [1.0] * len(OVERHEAD_FEATURES)
+    assert back.overhead_cache_mb_ == (2.0, 24.0)
+    (path / "meta.json").write_text(
+        json.dumps({**meta, "overhead": {**meta["overhead"], "model_cache_mb": "big"}})
+    )
+    with pytest.raises(PredictorFileError, match="overhead is malformed"):
+        LatencyPredictor.load(path)
     older = {**meta["overhead"], "features": meta["overhead"]["features"][:5]}
     (path / "meta.json").write_text(json.dumps({**meta, "overhead": older}))
     with pytest.raises(PredictorFileError, match="overhead has other features.*retrain"):
