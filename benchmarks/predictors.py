@@ -6,7 +6,9 @@
 Every (device, backend, thread count) dataset under ``--data`` with at least 300 block rows,
 unless ``--datasets`` names them (``intel-xeon-amx-2c/onnxruntime/2t,...``); ``--median D,...``
 adds those datasets again with each block's repeated measurements (``canao profile
---remeasure all`` rounds) combined by their median (``D/median``) beside the latest one.
+--remeasure all`` rounds) combined by their median (``D/median``) and by their median after
+dividing each by the host's speed when it was taken (``D/drift-median``), beside the latest
+one.
 
 1. Block level, two held-out splits (random 80/20; out-of-range: train on hidden, FFN and
    seq_len all <= their 90th percentile, test on the rest), XGBoost vs the baselines.
@@ -80,7 +82,7 @@ def block_tables(data: Path, datasets: list[str], lines: list[str]) -> tuple[dic
         )
         lines += [
             f"### Blocks: {device} / {backend}, {threads.rstrip('t')} threads"
-            + (", median of repeated measurements" if combine else "")
+            + (f", repeated measurements combined by {combine[0]}" if combine else "")
             + f" ({len(y)} rows)",
             "",
             format_table(table),
@@ -218,8 +220,8 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
     import matplotlib.pyplot as plt
 
     names = list(frames)
-    sources = [n for n in names if not n.endswith("/median")]
-    pairs = [(a, b) for a in sources for b in names if b.removesuffix("/median") != a]
+    sources = [n for n in names if n.count("/") == 2]
+    pairs = [(a, b) for a in sources for b in names if not b.startswith(f"{a}/") and b != a]
     if not pairs:
         return
     targets = list(dict.fromkeys(b for _, b in pairs))
@@ -289,7 +291,8 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
     lines += [
         "",
         f"Mean over {seeds} random draws per point. From scratch: FLOPs-linear below 30 "
-        "blocks, XGBoost from 30. A target ending in /median is read as the median of its "
+        "blocks, XGBoost from 30. A target ending in /median (/drift-median) is read as the "
+        "(drift-corrected) median of its "
         "rounds, the few measured blocks included (each measured in as many rounds).",
         "",
         "![transfer](transfer.png)",
@@ -326,18 +329,21 @@ def main() -> None:
         "--datasets",
         help="device/backend/<threads>t,... (default: every dataset with >= 300 blocks)",
     )
-    ap.add_argument("--median", default="", help="datasets also scored with median of repeats")
+    ap.add_argument(
+        "--median", default="", help="datasets also scored with the (drift-)median of repeats"
+    )
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["# Predictor accuracy (benchmarks/predictors.py)", ""]
     datasets = args.datasets.split(",") if args.datasets else datasets_in(args.data)
     for name in filter(None, args.median.split(",")):
-        datasets.insert(datasets.index(name) + 1 if name in datasets else 0, f"{name}/median")
+        at = datasets.index(name) + 1 if name in datasets else 0
+        datasets[at:at] = [f"{name}/median", f"{name}/drift-median"]
     frames, summary = block_tables(args.data, datasets, lines)
     model_level(frames, lines)
     steps = [100, 200, 400] if args.quick else [100, 200, 400, 700, 1000, 1500, 2000]
-    single = {k: v for k, v in frames.items() if not k.endswith("/median")}
+    single = {k: v for k, v in frames.items() if k.count("/") == 2}
     adaptive_vs_random(single, lines, steps, batch=100 if args.quick else 150)
     transfer(
         frames,

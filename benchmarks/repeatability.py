@@ -43,7 +43,7 @@ from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.profiling.fingerprint import host_device_name
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner, row_key
-from canao.profiling.store import latest, median_of_repeats, read_all_rows, read_rows
+from canao.profiling.store import drift_median, latest, median_of_repeats, read_all_rows, read_rows
 from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
@@ -187,6 +187,7 @@ def split_halves(df: pd.DataFrame) -> list[str]:
     for name, combine in (
         ("its latest round", latest),
         ("the median of its rounds", median_of_repeats),
+        ("the drift-corrected median of its rounds", drift_median),
     ):
         a, b = (combine(h).set_index("key")["median_ms"] for h in halves)
         have = a.index.intersection(b.index)

@@ -951,10 +951,12 @@ def _add_rows_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="thread count (needed if the data has several)")
     p.add_argument(
         "--combine",
-        choices=("latest", "median"),
+        choices=("latest", "median", "drift-median"),
         default="latest",
         help="a key measured several times (--remeasure all rounds): the latest measurement "
-        "(default) or the median of all of them",
+        "(default), the median of all of them, or their median after dividing each by the "
+        "host's speed when it was taken, estimated from the rows measured around it "
+        "(drift-median: for rounds measured with --shuffle)",
     )
 
 

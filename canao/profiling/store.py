@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def read_all_rows(path: Path) -> pd.DataFrame:
 
 def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:
     """All rows under ``path`` as one DataFrame, one per (device, backend, key): see
-    :func:`latest` and :func:`median_of_repeats` (``combine``)."""
+    :func:`latest`, :func:`median_of_repeats` and :func:`drift_median` (``combine``)."""
     if combine not in COMBINE:
         raise ValueError(f"combine must be one of {', '.join(COMBINE)}, not {combine!r}")
     df = read_all_rows(path)
@@ -151,7 +152,52 @@ def median_of_repeats(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-COMBINE = {"latest": latest, "median": median_of_repeats}
+#: rows measured on each side of a row whose ratios to their keys' medians estimate the host's
+#: speed when it was measured (:func:`host_speed`)
+DRIFT_WINDOW = 25
+
+
+def host_speed(df: pd.DataFrame, window: int = DRIFT_WINDOW, iterations: int = 3) -> pd.Series:
+    """Per successful row, how slow the host ran when it was measured, from the rows measured
+    around it: the median, over the ``window`` rows before and the ``window`` after it (same
+    device, backend, thread count and kind, in time order; the row itself left out), of each
+    one's latency over its key's median, iterated with the medians recomputed from the
+    corrected latencies. Every row serves as a canary for its neighbours, so this needs
+    repeated rounds (``--remeasure all``) visited in shuffled orders (``--shuffle``), where the
+    neighbours of a key differ from round to round; a key measured once has a ratio of 1 and
+    pulls its neighbours' factors towards 1."""
+    ok = df[df["error"].isna()].sort_values("timestamp", kind="stable")
+    out = pd.Series(1.0, index=ok.index)
+    for _, g in ok.groupby(["device", "backend", "threads", "kind"], sort=False):
+        y = g["median_ms"].to_numpy(dtype=np.float64)
+        keys = g["key"].to_numpy()
+        factor = np.ones(len(y))
+        for _ in range(iterations):
+            med = pd.Series(y / factor).groupby(keys).transform("median").to_numpy()
+            ratio = np.pad(y / med, window, constant_values=np.nan)
+            near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1).copy()
+            near[:, window] = np.nan  # not the row itself
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a group of one row
+                factor = np.nanmedian(near, axis=1)
+            factor = np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
+        out[g.index] = factor
+    return out
+
+
+def drift_median(df: pd.DataFrame) -> pd.DataFrame:
+    """Like :func:`median_of_repeats`, each measurement first divided by the host's speed when
+    it was taken (:func:`host_speed`): the slow drift of a shared host, which a median of a few
+    rounds only damps, is taken out of every round."""
+    if df.empty:
+        return latest(df)
+    ok = df["error"].isna()
+    fixed = df.copy()
+    fixed.loc[ok, "median_ms"] = df.loc[ok, "median_ms"] / host_speed(df)
+    return median_of_repeats(fixed)
+
+
+COMBINE = {"latest": latest, "median": median_of_repeats, "drift-median": drift_median}
 
 
 def _read_journal(path: Path) -> Iterator[dict[str, Any]]:
