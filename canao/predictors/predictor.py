@@ -171,18 +171,28 @@ def overhead_features(
     if not archs:
         return np.zeros((0, len(OVERHEAD_FEATURES)))
     dims, starts = _layers(archs)
-    return _overhead_rows(dims, starts, np.asarray(blocks_ms), layer_cache_mb, model_cache_mb)
+    layer_mb = _layer_weights_mb(dims)
+    return _overhead_rows(
+        dims, starts, layer_mb, np.asarray(blocks_ms), layer_cache_mb, model_cache_mb
+    )
+
+
+def _layer_weights_mb(dims: BlockArrays) -> np.ndarray:
+    """Each layer's weights in MB (from ``block_costs``)."""
+    params = sum(np.asarray(c.params, dtype=np.float64) for c in block_costs(dims).values())
+    return np.asarray(params) * DTYPE_BYTES[dims.dtype] / 1e6
 
 
 def _overhead_rows(
     dims: BlockArrays,
     starts: np.ndarray,
+    layer_mb: np.ndarray,
     blocks_ms: np.ndarray,
     layer_cache_mb: float,
     model_cache_mb: float,
 ) -> np.ndarray:
-    """OVERHEAD_FEATURES of each arch from its layers (``dims``, arch i's from ``starts[i]``)."""
-    layer_mb = sum(c.params for c in block_costs(dims).values()) * DTYPE_BYTES[dims.dtype] / 1e6
+    """OVERHEAD_FEATURES of each arch from its layers (``dims``, arch i's from ``starts[i]``;
+    ``layer_mb``: their weights, :func:`_layer_weights_mb`)."""
     weights = np.add.reduceat(layer_mb, starts)
     cached = np.add.reduceat(np.minimum(layer_mb, layer_cache_mb), starts)
     n_layers = np.diff(np.r_[starts, len(dims.hidden)]).astype(np.float64)
@@ -359,10 +369,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.overhead_coef_ = None
         dims, starts = _layers(archs)
         blocks = np.add.reduceat(self._layer_ms(dims, threads), starts)
+        layer_mb = _layer_weights_mb(dims)  # once, not once per grid pair
         w = 1.0 / measured
         fits = {
             (lc, mc): _press_fit(
-                _overhead_rows(dims, starts, blocks, lc, mc) * w[:, None], (measured - blocks) * w
+                _overhead_rows(dims, starts, layer_mb, blocks, lc, mc) * w[:, None],
+                (measured - blocks) * w,
             )
             for lc in LAYER_CACHE_GRID_MB
             for mc in MODEL_CACHE_GRID_MB
@@ -386,7 +398,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         dims, starts = _layers(archs)
         sums = np.add.reduceat(self._layer_ms(dims, threads), starts)
         if self.overhead_coef_ is not None:
-            rows = _overhead_rows(dims, starts, sums, *self.overhead_cache_mb_)
+            layer_mb = _layer_weights_mb(dims)
+            rows = _overhead_rows(dims, starts, layer_mb, sums, *self.overhead_cache_mb_)
             sums = sums + rows @ self.overhead_coef_
         return sums
 

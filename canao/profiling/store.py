@@ -177,7 +177,7 @@ def host_speed(df: pd.DataFrame, window: int = DRIFT_WINDOW, iterations: int = 3
             ratio = np.pad(y / med, window, constant_values=np.nan)
             near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1).copy()
             near[:, window] = np.nan  # not the row itself
-            with np.errstate(all="ignore"), warnings.catch_warnings():
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a group of one row
                 factor = np.nanmedian(near, axis=1)
             factor = np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
