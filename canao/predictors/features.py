@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from canao.space import SUB_OPS, BlockSpec, block_costs
+from canao.space import DTYPE_BYTES, SUB_OPS, BlockSpec, OpCost, block_costs
 
 #: the block dimensions a feature row is computed from (plus threads)
 DIMS = ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch")
@@ -64,9 +64,16 @@ def _alignment(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def weights_mb(b: BlockArrays, costs: Mapping[str, OpCost] | None = None) -> np.ndarray:
+    """Each block's weights in MB (its parameters, from ``block_costs`` unless given)."""
+    costs = block_costs(b) if costs is None else costs
+    params = sum(np.asarray(c.params, dtype=np.float64) for c in costs.values())
+    return np.asarray(params) * DTYPE_BYTES[b.dtype] / 1e6
+
+
 def block_features(b: BlockArrays, threads: np.ndarray | float) -> dict[str, np.ndarray]:
     """Every feature of the predictors, by name: dims, per-sub-operation GFLOPs and MB moved,
-    arithmetic intensity, alignment, sequence-squared terms, threads."""
+    arithmetic intensity, weights in MB, alignment, sequence-squared terms, threads."""
     costs = block_costs(b)
     tokens = b.batch * b.seq_len
     f: dict[str, Any] = {
@@ -91,6 +98,8 @@ def block_features(b: BlockArrays, threads: np.ndarray | float) -> dict[str, np.
     f["total_mb"] = total_bytes / 1e6
     f["log_total_flop"] = np.log(total_flops)
     f["intensity"] = total_flops / total_bytes
+    # the weights' working set: whether a lone block's weights stay in the caches between runs
+    f["weights_mb"] = weights_mb(b, costs)
     for dim in ("hidden", "head_dim", "attn_width", "ffn", "seq_len"):
         f[f"{dim}_align"] = _alignment(np.asarray(f[dim]))
     return f

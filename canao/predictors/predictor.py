@@ -32,8 +32,9 @@ from canao.predictors.features import (
     FEATURE_SCHEMA_HASH,
     BlockArrays,
     feature_frame,
+    weights_mb,
 )
-from canao.space import DTYPE_BYTES, SUB_OPS, ArchSpec, block_costs
+from canao.space import SUB_OPS, ArchSpec
 
 FORMAT = "canao-latency-predictor"
 FORMAT_VERSION = 1
@@ -171,16 +172,10 @@ def overhead_features(
     if not archs:
         return np.zeros((0, len(OVERHEAD_FEATURES)))
     dims, starts = _layers(archs)
-    layer_mb = _layer_weights_mb(dims)
+    layer_mb = weights_mb(dims)
     return _overhead_rows(
         dims, starts, layer_mb, np.asarray(blocks_ms), layer_cache_mb, model_cache_mb
     )
-
-
-def _layer_weights_mb(dims: BlockArrays) -> np.ndarray:
-    """Each layer's weights in MB (from ``block_costs``)."""
-    params = sum(np.asarray(c.params, dtype=np.float64) for c in block_costs(dims).values())
-    return np.asarray(params) * DTYPE_BYTES[dims.dtype] / 1e6
 
 
 def _overhead_rows(
@@ -192,7 +187,7 @@ def _overhead_rows(
     model_cache_mb: float,
 ) -> np.ndarray:
     """OVERHEAD_FEATURES of each arch from its layers (``dims``, arch i's from ``starts[i]``;
-    ``layer_mb``: their weights, :func:`_layer_weights_mb`)."""
+    ``layer_mb``: their weights, :func:`~canao.predictors.features.weights_mb`)."""
     weights = np.add.reduceat(layer_mb, starts)
     cached = np.add.reduceat(np.minimum(layer_mb, layer_cache_mb), starts)
     n_layers = np.diff(np.r_[starts, len(dims.hidden)]).astype(np.float64)
@@ -369,7 +364,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.overhead_coef_ = None
         dims, starts = _layers(archs)
         blocks = np.add.reduceat(self._layer_ms(dims, threads), starts)
-        layer_mb = _layer_weights_mb(dims)  # once, not once per grid pair
+        layer_mb = weights_mb(dims)  # once, not once per grid pair
         w = 1.0 / measured
         fits = {
             (lc, mc): _press_fit(
@@ -398,7 +393,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         dims, starts = _layers(archs)
         sums = np.add.reduceat(self._layer_ms(dims, threads), starts)
         if self.overhead_coef_ is not None:
-            layer_mb = _layer_weights_mb(dims)
+            layer_mb = weights_mb(dims)
             rows = _overhead_rows(dims, starts, layer_mb, sums, *self.overhead_cache_mb_)
             sums = sums + rows @ self.overhead_coef_
         return sums
