@@ -135,6 +135,28 @@ def out_of_range_split(
     return np.flatnonzero(inside), np.flatnonzero(~inside), limits
 
 
+def cross_validated(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    make: Callable[[], Any],
+    folds: int = 5,
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> list[dict[str, float]]:
+    """Every row held out once: ``folds``-fold cross-validation, once per fold assignment
+    (``seeds``); the metrics of each pass over all rows. A single held-out split of a few
+    hundred rows reads a share within ±10% to about half a point either way; this uses all
+    of them, several times over."""
+    from sklearn.model_selection import KFold
+
+    out = []
+    for seed in seeds:
+        pred = np.empty(len(y))
+        for tr, te in KFold(folds, shuffle=True, random_state=seed).split(X):
+            pred[te] = make().fit(X.iloc[tr], y[tr]).predict(X.iloc[te])
+        out.append(error_metrics(y, pred))
+    return out
+
+
 def compare(
     X: pd.DataFrame,
     y: np.ndarray,

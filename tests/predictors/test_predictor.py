@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from canao.predictors.baselines import BASELINES
-from canao.predictors.evaluation import out_of_range_split, random_split
+from canao.predictors.evaluation import cross_validated, out_of_range_split, random_split
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
@@ -40,6 +40,18 @@ def test_learns_a_device_and_beats_flops(synthetic_blocks) -> None:
     )
     assert ours["acc10"] >= 0.97, ours
     assert ours["mape"] < flops["mape"] / 2
+
+
+def test_cross_validation_holds_every_row_out(synthetic_blocks) -> None:
+    _, X, y = synthetic_blocks
+    # a 1-nearest-neighbour lookup is exact on its own training rows: were any row scored by
+    # a model that saw it, the shares would rise towards 100%
+    lookup = BASELINES["nearest"]
+    assert error_metrics(y, lookup().fit(X, y).predict(X))["acc10"] == 1.0
+    passes = cross_validated(X, y, lookup, folds=4, seeds=(0, 1))
+    assert [m["n"] for m in passes] == [len(y), len(y)]
+    assert all(m["acc10"] < 0.5 for m in passes), passes
+    assert passes[0]["mape"] != passes[1]["mape"]  # another fold assignment, other neighbours
 
 
 def test_analytic_base_extrapolates(synthetic_blocks) -> None:
