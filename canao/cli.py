@@ -791,8 +791,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from canao.predictors.baselines import BASELINES
-    from canao.predictors.evaluation import blocks_xy, compare, format_table, scatter_png
+    from canao.predictors.evaluation import (
+        blocks_xy,
+        compare,
+        cv_table,
+        format_table,
+        scatter_png,
+    )
     from canao.predictors.predictor import LatencyPredictor
 
     df = _load_training_rows(args)
@@ -804,7 +812,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown model(s) {sorted(unknown)}; choose from {sorted(makers)}")
     if args.models:
         makers = {k: v for k, v in makers.items() if k in args.models.split(",")}
+    if args.cv is not None and not 2 <= args.cv <= len(y):
+        raise UsageError(f"--cv must be between 2 and the number of block rows ({len(y)})")
     table, preds = compare(X, y, makers)
+    if args.cv:
+        table = pd.concat([table, cv_table(X, y, makers, args.cv)], ignore_index=True)
     device = str(df["device"].iloc[0])
     out = Path(args.out)
     png = None
@@ -1088,6 +1100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", required=True)
     _add_rows_args(p)
     p.add_argument("--models", help="comma-separated subset (default: all)")
+    p.add_argument(
+        "--cv",
+        type=int,
+        metavar="K",
+        help="also K-fold cross-validation, every block held out once (3 fold assignments)",
+    )
     p.add_argument("--out", default="runs/evaluate", help="where the scatter PNG goes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)

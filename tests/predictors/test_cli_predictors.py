@@ -80,6 +80,8 @@ def test_train_predict_evaluate(dataset, tmp_path, capsys) -> None:
                 "onnxruntime",
                 "--models",
                 "xgboost,flops-linear",
+                "--cv",
+                "3",
                 "--out",
                 str(tmp_path),
                 "--json",
@@ -90,6 +92,9 @@ def test_train_predict_evaluate(dataset, tmp_path, capsys) -> None:
     ev = json.loads(capsys.readouterr().out)
     rows = {(r["split"], r["model"]): r for r in ev["table"]}
     assert rows[("random", "xgboost")]["mape"] < rows[("random", "flops-linear")]["mape"]
+    cv = rows[("3-fold cv", "xgboost")]
+    assert cv["n"] == 700 and cv["train"] == 700 - 700 // 3
+    assert cv["mape"] < rows[("3-fold cv", "flops-linear")]["mape"]
     png = Path(ev["scatter"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -99,6 +104,7 @@ def test_train_predict_evaluate(dataset, tmp_path, capsys) -> None:
     [
         (["train", "--backend", "eager", "--out", "X"], "no rows for backend 'eager'"),
         (["evaluate", "--backend", "onnxruntime", "--models", "gpt"], "unknown model"),
+        (["evaluate", "--backend", "onnxruntime", "--models", "nearest", "--cv", "1"], "--cv"),
         (["predict", "--predictor", "NOPE", "--arch", "bert-base"], "not a canao predictor"),
     ],
 )
