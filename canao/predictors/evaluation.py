@@ -161,9 +161,8 @@ def cv_table(
     X: pd.DataFrame, y: np.ndarray, makers: Mapping[str, Callable[[], Any]], folds: int = 5
 ) -> pd.DataFrame:
     """Rows like :func:`compare`'s (split ``<folds>-fold cv``): each model's metrics with every
-    row held out once, averaged over three fold assignments (:func:`cross_validated`)."""
-    if not 2 <= folds <= len(y):
-        raise ValueError(f"folds must be between 2 and the number of rows ({len(y)}), not {folds}")
+    row held out once, averaged over three fold assignments (:func:`cross_validated`;
+    scikit-learn's ``KFold`` refuses fewer than 2 folds or more folds than rows)."""
     rows = []
     for name, make in makers.items():
         mean = pd.DataFrame(cross_validated(X, y, make, folds)).mean()
