@@ -135,6 +135,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 f"{out_pred} holds a predictor: give a new --predictor-out or --overwrite"
             )
         specs = _adaptive_specs(args, device, cfg, space_cfg, predictor)
+    if args.transfer_from:
+        if args.space != "blocks" or args.adaptive or args.remeasure:
+            raise UsageError(
+                "--transfer-from picks new blocks: --space blocks, no --adaptive or --remeasure"
+            )
+        specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
     store = LatencyStore(Path(args.out), device, args.backend, flush_every=args.flush_every)
     try:
@@ -273,6 +279,25 @@ def _adaptive_specs(
     )
     params = {**predictor.get_params(), "n_estimators": min(predictor.n_estimators, 300)}
     return select(X, y, pool, args.samples, cfg.threads, params)
+
+
+def _transfer_specs(args: argparse.Namespace, cfg: Any, space: Any) -> list[Any]:
+    """The ``--samples`` blocks, of 40x as many candidates, that cover the source predictor's
+    view of the block space (``transfer.transfer_picks``)."""
+    from canao.predictors.features import features_from_specs
+    from canao.predictors.transfer import residual_design, transfer_picks
+    from canao.profiling.samplers import block_samples
+
+    source = _load_predictor(args.transfer_from)
+    pool = block_samples(space, 40 * args.samples, args.seed)
+    X = features_from_specs(pool, cfg.threads)
+    pick = transfer_picks(residual_design(X, source.predict(X)), args.samples, args.seed)
+    print(
+        f"canao profile: transfer: {len(pick)} of {len(pool)} candidate blocks cover "
+        f"{args.transfer_from}'s view of the space",
+        file=sys.stderr,
+    )
+    return [pool[i] for i in pick]
 
 
 def _retrain(args: argparse.Namespace, device: str, predictor: Any) -> None:
@@ -692,10 +717,13 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
 
     from canao.predictors.evaluation import dataset_hash
     from canao.predictors.metrics import error_metrics
+    from canao.predictors.transfer import residual_design, transfer_picks
 
     model = _load_predictor(args.transfer_from)
-    rng = np.random.default_rng(args.seed)
-    pick = np.sort(rng.permutation(len(y))[: args.few])
+    if args.pick == "cover":
+        pick = transfer_picks(residual_design(X, model.predict(X)), args.few, args.seed)
+    else:
+        pick = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.few])
     rest = np.setdiff1d(np.arange(len(y)), pick)
     model.fit_transfer(X.iloc[pick], y[pick])
     metrics: dict[str, Any] = {}
@@ -718,6 +746,8 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "source_backend": src.get("backend"),
             "samples": len(pick),
             "method": model.transfer_method_,
+            "pick": args.pick,
+            "smooth_residual": model.residual_ is not None,
         },
         "metrics": metrics,
     }
@@ -726,7 +756,8 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         print(json.dumps({"predictor": str(out), **meta}))
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
-        line += f"with {len(pick)} blocks ({model.transfer_method_})"
+        form = model.transfer_method_ + (" + smooth residual" if model.residual_ else "")
+        line += f"with {len(pick)} blocks ({form})"
         if "blocks_rest" in metrics:
             m = metrics["blocks_rest"]
             line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "
@@ -1028,6 +1059,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adaptive", action="store_true", help="measure where --predictor errs")
     p.add_argument("--predictor", help="predictor folder for --adaptive")
     p.add_argument("--predictor-out", help="where the retrained predictor goes")
+    p.add_argument(
+        "--transfer-from",
+        help="a predictor of another device or backend: measure the --samples blocks (of "
+        "40x as many candidates) that cover its view of the block space, the few blocks that "
+        "`canao train --transfer-from` needs",
+    )
     p.add_argument("--overwrite", action="store_true", help="retrain --predictor in place")
     _add_eval_args(p)
     p.set_defaults(func=cmd_profile)
@@ -1075,6 +1112,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="adapt a predictor of another device or backend from a few measured blocks (--data)",
     )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
+    p.add_argument(
+        "--pick",
+        choices=("cover", "random"),
+        default="cover",
+        help="which --few blocks of --data a transfer uses when it holds more: the ones that "
+        "cover the source predictor's view of them (k-means medoids), or random ones",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true")

@@ -34,6 +34,11 @@ from canao.predictors.features import (
     feature_frame,
     weights_mb,
 )
+from canao.predictors.transfer import (
+    MIN_RESIDUAL_BLOCKS,
+    SmoothResidual,
+    residual_design,
+)
 from canao.space import SUB_OPS, ArchSpec
 
 FORMAT = "canao-latency-predictor"
@@ -129,10 +134,15 @@ def _fit_transfer(
 
 
 def _apply_transfer(
-    X: pd.DataFrame, src: np.ndarray, remix: np.ndarray | None, calib: np.ndarray | None
+    X: pd.DataFrame,
+    src: np.ndarray,
+    remix: np.ndarray | None,
+    calib: np.ndarray | None,
+    residual: SmoothResidual | None = None,
 ) -> np.ndarray:
     p = src if remix is None else np.maximum(_remix_design(X, src) @ remix, 1e-6)
-    return p if calib is None else p * np.exp(_calibration_design(X, p) @ calib)
+    p = p if calib is None else p * np.exp(_calibration_design(X, p) @ calib)
+    return p if residual is None else p * np.exp(residual(residual_design(X, p)))
 
 
 def _loo_score(
@@ -228,6 +238,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     #: set by fit_transfer (None when not transferred)
     calibration_: np.ndarray | None
     remix_: np.ndarray | None
+    residual_: SmoothResidual | None
     #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
     overhead_coef_: np.ndarray | None
     overhead_cache_mb_: tuple[float, float]
@@ -296,7 +307,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.base_coef_ = coef[:-1]
             self.base_intercept_ = float(coef[-1])
         # a refit drops any transfer, and the overhead fitted on the old block predictions
-        self.calibration_ = self.remix_ = self.overhead_coef_ = None
+        self.calibration_ = self.remix_ = self.residual_ = self.overhead_coef_ = None
         model = self._xgb()
         model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
         self.booster_ = model.get_booster()
@@ -316,11 +327,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         X = _as_frame(X)
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
-        return _apply_transfer(X, ms, self.remix_, self.calibration_)
+        return _apply_transfer(X, ms, self.remix_, self.calibration_, self.residual_)
 
     # -- transfer to a new device --------------------------------------------------------------
     def fit_transfer(
-        self, X: Any, y: Any, alpha: float = 1.0, method: str = "auto"
+        self, X: Any, y: Any, alpha: float = 1.0, method: str = "auto", residual: bool = True
     ) -> LatencyPredictor:
         """Adapt this (source-device) predictor to a new device from a few measured blocks.
 
@@ -330,7 +341,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         shifts the balance between sub-operations (threads, vector width) can be followed.
         ``remix+ridge``: both, in that order. ``auto``: the one with the best leave-one-out
         share within ±10% (then mean |log error|) on the given blocks; ``transfer_method_``
-        says which was chosen.
+        says which was chosen. Then, with ``residual`` and at least ``MIN_RESIDUAL_BLOCKS``
+        blocks, a smooth correction of what the form leaves (``transfer.SmoothResidual``).
         """
         self._check_fitted()
         X = _as_frame(X)
@@ -339,8 +351,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise ValueError("transfer needs at least 3 measured blocks")
         if method not in (*TRANSFER_METHODS, "auto"):
             raise ValueError(f"method must be one of {', '.join(TRANSFER_METHODS)} or auto")
-        self.calibration_ = None
-        self.remix_ = None
+        self.calibration_ = self.remix_ = self.residual_ = None
         src = self.predict(X)
         A = _remix_design(X, src)
         if method == "auto":
@@ -348,6 +359,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         remix, calib = _fit_transfer(method, A, X, src, y, alpha)
         self.remix_, self.calibration_ = remix, calib
         self.transfer_method_ = method
+        if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
+            p = _apply_transfer(X, src, remix, calib)
+            self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
         return self
 
     # -- whole models --------------------------------------------------------------------------
@@ -429,6 +443,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             "overhead": overhead,
             "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
             "remix": _coef_block(REMIX_FEATURES, self.remix_),
+            "residual": None if self.residual_ is None else self.residual_.to_dict(),
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(meta or {}),
@@ -510,6 +525,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.remix_ = np.asarray(remix["coef"], dtype=np.float64)
             if self.remix_.shape != (len(REMIX_FEATURES),) or np.any(self.remix_ < 0):
                 raise PredictorFileError(f"{meta_path}: transfer remix is malformed")
+        self.residual_ = None
+        if meta.get("residual") is not None:
+            try:
+                self.residual_ = SmoothResidual.from_dict(meta["residual"])
+            except ValueError as e:
+                raise PredictorFileError(f"{meta_path}: transfer {e}") from None
         self.meta_ = meta
         return self
 

@@ -11,6 +11,7 @@ from canao.predictors.adaptive import select
 from canao.predictors.evaluation import random_split
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import LatencyPredictor, PredictorFileError
+from canao.predictors.transfer import SmoothResidual, transfer_picks
 from canao.profiling.samplers import BlockSpace, block_samples
 
 
@@ -53,6 +54,60 @@ def test_transfer_follows_a_shift_between_sub_operations(synthetic_blocks, tmp_p
     (tmp_path / "t" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(PredictorFileError, match="remix is malformed"):
         LatencyPredictor.load(tmp_path / "t")
+
+
+def test_smooth_residual_follows_a_cache_boundary(synthetic_blocks, tmp_path) -> None:
+    """A device that slows down once a block's weights outgrow its cache (a smooth step in
+    weights_mb): no linear form follows the step, the smooth residual after it does."""
+    _, X, y = synthetic_blocks
+    mb = X["weights_mb"].to_numpy()
+    edge = np.median(mb)
+    target = 1.3 * y * (1 + 0.4 / (1 + np.exp(-(mb - edge) / (0.1 * edge))))
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    pick = np.random.default_rng(2).permutation(len(y))[:50]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    acc = {}
+    for residual in (False, True):
+        model = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+        model.fit_transfer(X.iloc[pick], target[pick], residual=residual)
+        assert (model.residual_ is not None) == residual
+        acc[residual] = error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"]
+    assert acc[True] >= 0.95 and acc[True] > acc[False] + 0.05, acc
+    loaded = LatencyPredictor.load(model.save(tmp_path / "t"))
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-9)
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    meta["residual"]["alpha"] = meta["residual"]["alpha"][:-1]
+    (tmp_path / "t" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorFileError, match="smooth residual is malformed"):
+        LatencyPredictor.load(tmp_path / "t")
+    few = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+    assert few.fit_transfer(X.iloc[pick[:9]], target[pick[:9]]).residual_ is None  # too few
+
+
+def test_smooth_residual_reproduces_a_smooth_function() -> None:
+    """Its NumPy evaluation of the fitted process: near the training values on the training
+    points and between them (a wrong kernel formula would miss both)."""
+    rng = np.random.default_rng(0)
+    Z = rng.uniform(0, 4, (60, 5))
+    f = lambda z: 0.2 * np.sin(z[:, 0]) + 0.05 * z[:, 1]  # noqa: E731
+    model = SmoothResidual.fit(Z, f(Z))
+    Zq = rng.uniform(0.5, 3.5, (200, 5))
+    assert np.abs(model(Z) - f(Z)).max() < 0.02
+    assert np.abs(model(Zq) - f(Zq)).mean() < 0.02
+    again = SmoothResidual.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_array_equal(again(Zq), model(Zq))
+
+
+def test_transfer_picks_cover_a_small_cluster() -> None:
+    """990 candidates in one place and 10 far away: 10 random picks would miss the small group
+    (90% of the time), the covering picks take some of it; distinct, sorted, reproducible."""
+    rng = np.random.default_rng(0)
+    Z = np.r_[rng.normal(0, 1, (990, 5)), rng.normal(20, 1, (10, 5))]
+    pick = transfer_picks(Z, 10, seed=3)
+    assert len(pick) == 10 == len(set(pick)) and np.all(np.diff(pick) > 0)
+    assert np.any(pick >= 990)
+    np.testing.assert_array_equal(pick, transfer_picks(Z, 10, seed=3))
+    np.testing.assert_array_equal(transfer_picks(Z[:7], 10), np.arange(7))
 
 
 def test_select_returns_distinct_unmeasured_candidates(synthetic_blocks) -> None:
@@ -105,3 +160,32 @@ def test_cli_adaptive_profiles_and_retrains(tmp_path, capsys) -> None:
     assert meta["dataset"]["block_rows"] == 36 and meta["adaptive"]["from"] == str(pred)
     assert meta["device"] == "unit" and meta["backend"] == "eager" and meta["threads"] == [2]
     shutil.rmtree(data)
+
+
+def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> None:
+    space = tmp_path / "space.json"
+    space.write_text(
+        '{"hidden": [32, 128], "heads": [1, 4], "head_dim": [8, 32], '
+        '"ffn": [32, 256], "seq_len": [4, 32], "batch": [1, 1]}'
+    )
+    common = ["--space-config", str(space), "--repeat", "3", "--min-repeat-ms", "2"]
+    src_data, new_data = tmp_path / "src", tmp_path / "new"
+    assert main(["profile", "--backend", "eager", "--device", "unit", "--samples", "30",
+                 "--out", str(src_data), *common]) == 0  # fmt: skip
+    pred = tmp_path / "pred"
+    assert main(["train", "--data", str(src_data), "--backend", "eager", "--out", str(pred)]) == 0
+    argv = ["profile", "--backend", "eager", "--device", "unit2", "--out", str(new_data)]
+    argv += ["--transfer-from", str(pred), *common]
+    assert main([*argv, "--samples", "12", "--space", "models"]) == 2
+    capsys.readouterr()
+    assert main([*argv, "--samples", "12"]) == 0
+    err = capsys.readouterr().err
+    assert "transfer: 12 of 480 candidate blocks cover" in err and "12 to measure" in err
+    out = tmp_path / "few"
+    argv = ["train", "--transfer-from", str(pred), "--data", str(new_data), "--backend", "eager"]
+    assert main([*argv, "--few", "12", "--out", str(out)]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["device"] == "unit2" and meta["dataset"]["block_rows"] == 12
+    assert meta["transfer"]["pick"] == "cover" and meta["transfer"]["smooth_residual"]
+    assert meta["residual"]["features"][0] == "log_pred_ms"
+    assert "smooth residual" in capsys.readouterr().out

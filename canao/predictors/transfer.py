@@ -1,0 +1,150 @@
+"""Few-shot transfer helpers: which blocks to measure on a new device, and a smooth correction.
+
+``transfer_picks`` chooses the blocks: the medoids of k-means clusters over candidate blocks,
+in the space that the correction sees (the source predictor's latency, the weights' size,
+tokens, FLOPs, intensity), so that 50 blocks cover it evenly rather than by chance.
+
+``SmoothResidual`` is a Gaussian process (scikit-learn's, RBF with one length scale per feature
+plus white noise) fitted to what the linear transfer forms leave: log(measured / transferred)
+on those same features. It follows what a few scale terms cannot (a device's cache boundary, its
+thread scaling) while its length scales, at least one standard deviation of each feature, keep
+it smooth enough for 50 points. It is stored as plain numbers (the points and their weights) and
+evaluated with NumPy, so a saved predictor holds no pickled object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: features of the smooth residual and of the transfer picks (computed by ``residual_design``)
+RESIDUAL_FEATURES = (
+    "log_pred_ms",
+    "log1p_weights_mb",
+    "log_tokens",
+    "log_total_flop",
+    "log_intensity",
+)
+#: fewer measured blocks than this: no smooth residual (nothing to learn it from)
+MIN_RESIDUAL_BLOCKS = 10
+
+
+def residual_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
+    """One row of ``RESIDUAL_FEATURES`` per block (``X``: block features; ``pred_ms``: a
+    prediction of its latency)."""
+    return np.c_[
+        np.log(pred_ms),
+        np.log1p(X["weights_mb"].to_numpy(dtype=np.float64)),
+        np.log(X["tokens"].to_numpy(dtype=np.float64)),
+        X["log_total_flop"].to_numpy(dtype=np.float64),
+        np.log(X["intensity"].to_numpy(dtype=np.float64)),
+    ]
+
+
+def transfer_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` rows of ``Z`` (``residual_design`` of the candidates) that cover it: the
+    row nearest to each k-means centre (standardised features), each in its own cluster."""
+    from sklearn.cluster import KMeans
+
+    if n >= len(Z):
+        return np.arange(len(Z))
+    Zs = (Z - Z.mean(axis=0)) / (Z.std(axis=0) + 1e-12)
+    km = KMeans(n, n_init=1, random_state=seed).fit(Zs)
+    d2 = ((Zs - km.cluster_centers_[km.labels_]) ** 2).sum(axis=1)
+    order = np.lexsort((d2, km.labels_))  # by cluster, nearest to its centre first
+    _, first = np.unique(km.labels_[order], return_index=True)
+    return np.sort(order[first])
+
+
+@dataclass
+class SmoothResidual:
+    """r(z) = offset + amplitude * sum_i alpha_i exp(-|(z' - p_i) / length_scale|^2 / 2), with
+    z' = (z - center) / scale."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    length_scale: np.ndarray
+    amplitude: float
+    points: np.ndarray
+    alpha: np.ndarray
+    offset: float
+
+    @classmethod
+    def fit(cls, Z: np.ndarray, r: np.ndarray, seed: int = 0) -> SmoothResidual:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+        from sklearn.gaussian_process.kernels import ConstantKernel as C
+
+        center, scale = Z.mean(axis=0), Z.std(axis=0) + 1e-9
+        offset = float(np.mean(r))
+        kernel = C(1e-2, (1e-5, 1.0)) * RBF(np.ones(Z.shape[1]), (1.0, 100.0)) + WhiteKernel(
+            1e-3, (1e-5, 1e-1)
+        )
+        gp = GaussianProcessRegressor(kernel, n_restarts_optimizer=2, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp.fit((Z - center) / scale, r - offset)
+        k = gp.kernel_.k1  # amplitude * RBF (the white noise adds nothing off the diagonal)
+        return cls(
+            center=center,
+            scale=scale,
+            length_scale=np.atleast_1d(np.asarray(k.k2.length_scale, dtype=np.float64)),
+            amplitude=float(k.k1.constant_value),
+            points=np.asarray(gp.X_train_, dtype=np.float64),
+            alpha=np.asarray(gp.alpha_, dtype=np.float64).ravel(),
+            offset=offset,
+        )
+
+    def __call__(self, Z: np.ndarray) -> np.ndarray:
+        q = (Z - self.center) / self.scale / self.length_scale
+        p = self.points / self.length_scale
+        d2 = (q**2).sum(1)[:, None] + (p**2).sum(1)[None] - 2.0 * q @ p.T
+        return self.offset + self.amplitude * np.exp(-0.5 * np.maximum(d2, 0.0)) @ self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(RESIDUAL_FEATURES),
+            "center": self.center.tolist(),
+            "scale": self.scale.tolist(),
+            "length_scale": self.length_scale.tolist(),
+            "amplitude": self.amplitude,
+            "points": self.points.tolist(),
+            "alpha": self.alpha.tolist(),
+            "offset": self.offset,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> SmoothResidual:
+        """Parse ``to_dict``'s output; ValueError when anything is missing or malformed."""
+        if not isinstance(d, dict) or tuple(d.get("features", ())) != RESIDUAL_FEATURES:
+            raise ValueError("smooth residual has other features than this canao's")
+        try:
+            k = len(RESIDUAL_FEATURES)
+            out = cls(
+                center=np.asarray(d["center"], dtype=np.float64),
+                scale=np.asarray(d["scale"], dtype=np.float64),
+                length_scale=np.asarray(d["length_scale"], dtype=np.float64),
+                amplitude=float(d["amplitude"]),
+                points=np.asarray(d["points"], dtype=np.float64),
+                alpha=np.asarray(d["alpha"], dtype=np.float64),
+                offset=float(d["offset"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"smooth residual is malformed ({e})") from None
+        shapes_ok = (
+            out.center.shape == out.scale.shape == out.length_scale.shape == (k,)
+            and out.points.ndim == 2
+            and out.points.shape[1] == k
+            and out.alpha.shape == (len(out.points),)
+        )
+        values = [out.center, out.scale, out.length_scale, out.points, out.alpha]
+        finite = all(np.all(np.isfinite(v)) for v in values)
+        if not shapes_ok or not finite or np.any(out.scale <= 0) or np.any(out.length_scale <= 0):
+            raise ValueError("smooth residual is malformed (shapes or values)")
+        return out
