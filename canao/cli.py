@@ -651,6 +651,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "meta.json").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
+    if args.transfer_from and args.few < 3:
+        raise UsageError("--few must be >= 3 (a transfer fits a few coefficients)")
     df = _load_training_rows(args)
     canary_ms = canary_reference(df) if args.drift == "canary" and not args.transfer_from else None
     X, y = blocks_xy(df, canary_ms)

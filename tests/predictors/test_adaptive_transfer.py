@@ -183,6 +183,8 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert "transfer: 12 of 480 candidate blocks cover" in err and "12 to measure" in err
     out = tmp_path / "few"
     argv = ["train", "--transfer-from", str(pred), "--data", str(new_data), "--backend", "eager"]
+    assert main([*argv, "--few", "2", "--out", str(out)]) == 2
+    assert "--few must be >= 3" in capsys.readouterr().err
     assert main([*argv, "--few", "12", "--out", str(out)]) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["device"] == "unit2" and meta["dataset"]["block_rows"] == 12
