@@ -235,6 +235,15 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
     lines += ["", "![adaptive](adaptive.png)", ""]
 
 
+def _transfer_score(
+    source: LatencyPredictor, X: pd.DataFrame, y: np.ndarray, pick: np.ndarray
+) -> tuple[np.ndarray, dict]:
+    """(the other rows, metrics on them) of ``source`` transferred with the rows ``pick``."""
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick])
+    return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
+
+
 def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
     """Every dataset read as its latest rounds is a source; every dataset a target, also read
     as the median of its rounds (then the few blocks are measured in as many rounds)."""
@@ -273,16 +282,10 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
         for n in ns:
             a, m, r, s = [], [], [], []
             for seed in range(seeds):
-                for how in ("random", "cover"):  # the covering picks last: scored below
-                    if how == "cover":
-                        pick = transfer_picks(view, n, seed)
-                    else:
-                        pick = np.random.default_rng(seed).permutation(len(yd))[:n]
-                    rest = np.setdiff1d(np.arange(len(yd)), pick)
-                    model = copy.deepcopy(source).fit_transfer(Xd.iloc[pick], yd[pick])
-                    e = error_metrics(yd[rest], model.predict(Xd.iloc[rest]))
-                    if how == "random":
-                        r.append(e["acc10"])
+                random_pick = np.random.default_rng(seed).permutation(len(yd))[:n]
+                r.append(_transfer_score(source, Xd, yd, random_pick)[1]["acc10"])
+                pick = transfer_picks(view, n, seed)
+                rest, e = _transfer_score(source, Xd, yd, pick)
                 a.append(e["acc10"])
                 m.append(e["mape"])
                 fresh = (
