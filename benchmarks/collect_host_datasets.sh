@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
 # Measures the shipped host-CPU latency datasets (hours on 2 cores). Resumable: run it again
 # and it measures only what is missing. Run it on a quiet machine: nothing else running.
+#
+# ROUNDS=N then measures every spec N more times, each round in another shuffled order and
+# followed by the specs whose rounds still disagree (--remeasure unsettled); read the rounds
+# with `canao train --combine drift-median`. SPACES="models" limits the rounds to whole models
+# (a round of 3,000 blocks takes 20-40 minutes on 2 cores, of 300 models 5-10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CANAO=${CANAO:-.venv/bin/canao}
 BLOCKS=${BLOCKS:-3000}
 MODELS=${MODELS:-300}
+ROUNDS=${ROUNDS:-0}
+SPACES=${SPACES:-blocks models}
+SHUFFLE=${SHUFFLE:-$(date +%s)}
 for backend in onnxruntime eager; do
   "$CANAO" profile --device host --backend "$backend" --space blocks --samples "$BLOCKS" --seed 0
 done
 for backend in onnxruntime eager; do
   "$CANAO" profile --device host --backend "$backend" --space models --samples "$MODELS" --seed 0
+done
+for ((r = 1; r <= ROUNDS; r++)); do
+  for space in $SPACES; do
+    n=$([ "$space" = blocks ] && echo "$BLOCKS" || echo "$MODELS")
+    for backend in onnxruntime eager; do
+      for how in all unsettled; do
+        "$CANAO" profile --device host --backend "$backend" --space "$space" --samples "$n" \
+          --seed 0 --remeasure "$how" --shuffle "$((SHUFFLE + r))"
+      done
+    done
+  done
 done
