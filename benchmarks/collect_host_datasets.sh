@@ -14,19 +14,18 @@ MODELS=${MODELS:-300}
 ROUNDS=${ROUNDS:-0}
 SPACES=${SPACES:-blocks models}
 SHUFFLE=${SHUFFLE:-$(date +%s)}
-for backend in onnxruntime eager; do
-  "$CANAO" profile --device host --backend "$backend" --space blocks --samples "$BLOCKS" --seed 0
-done
-for backend in onnxruntime eager; do
-  "$CANAO" profile --device host --backend "$backend" --space models --samples "$MODELS" --seed 0
+profile() {  # profile SPACE BACKEND [ARGS...]: the space's design, seed 0
+  local n=$([ "$1" = blocks ] && echo "$BLOCKS" || echo "$MODELS")
+  "$CANAO" profile --device host --backend "$2" --space "$1" --samples "$n" --seed 0 "${@:3}"
+}
+for space in blocks models; do
+  for backend in onnxruntime eager; do profile "$space" "$backend"; done
 done
 for ((r = 1; r <= ROUNDS; r++)); do
   for space in $SPACES; do
-    n=$([ "$space" = blocks ] && echo "$BLOCKS" || echo "$MODELS")
     for backend in onnxruntime eager; do
       for how in all unsettled; do
-        "$CANAO" profile --device host --backend "$backend" --space "$space" --samples "$n" \
-          --seed 0 --remeasure "$how" --shuffle "$((SHUFFLE + r))"
+        profile "$space" "$backend" --remeasure "$how" --shuffle "$((SHUFFLE + r))"
       done
     done
   done
