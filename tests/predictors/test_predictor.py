@@ -92,6 +92,8 @@ def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
     beyond = np.array([max(sum(w) - 16.0, 0) for w in layer_mb])
     np.testing.assert_allclose(F["weights_beyond_cache_mb"], beyond)
     np.testing.assert_allclose(F["blocks_ms"], blocks)
+    scores = [sum(b.batch * b.heads * b.seq_len**2 for b in a.blocks()) / 1e6 for a in archs]
+    np.testing.assert_allclose(F["attention_scores_m"], scores)
     assert 0 < min(cached) < max(beyond)
     assert sum(beyond == 0) > 5
     # a device that runs whole models 10% slower than their blocks alone and adds 0.2 ms,
