@@ -38,6 +38,11 @@ class BlockArrays:
     def attn_width(self) -> np.ndarray:
         return self.heads * self.head_dim
 
+    @property
+    def attn_elems(self) -> np.ndarray:
+        """Attention scores per block: batch x heads x seq_len^2."""
+        return self.batch * self.heads * self.seq_len**2
+
     @classmethod
     def from_columns(
         cls, cols: Mapping[str, Any] | pd.DataFrame, dtype: str = "float32"
@@ -86,7 +91,7 @@ def block_features(b: BlockArrays, threads: np.ndarray | float) -> dict[str, np.
         "batch": b.batch,
         "tokens": tokens,
         "seq_len_sq": b.seq_len**2,
-        "attn_elems": b.batch * b.heads * b.seq_len**2,
+        "attn_elems": b.attn_elems,
         "threads": np.broadcast_to(np.asarray(threads, dtype=np.float64), b.hidden.shape),
     }
     for op in SUB_OPS:

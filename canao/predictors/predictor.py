@@ -207,14 +207,13 @@ def _overhead_rows(
     n_layers = np.diff(np.r_[starts, len(dims.hidden)]).astype(np.float64)
     tokens = (dims.batch * dims.seq_len)[starts]
     hidden = dims.hidden[starts]
-    scores = dims.batch * dims.heads * dims.seq_len.astype(np.float64) ** 2 / 1e6
     return np.c_[
         np.ones(len(starts)),
         n_layers,
         tokens * hidden / 1e6,
         hidden**2 / 1e6,
         tokens,
-        np.add.reduceat(scores, starts),
+        np.add.reduceat(dims.attn_elems, starts) / 1e6,
         weights,
         cached,
         np.maximum(weights - model_cache_mb, 0.0),
