@@ -245,16 +245,19 @@ def _transfer_score(
 
 
 def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
-    """Every dataset read as its latest rounds is a source; every dataset a target, also read
-    as the median of its rounds (then the few blocks are measured in as many rounds)."""
+    """Every dataset is a source, read as the best it is read here (the drift-corrected median
+    of its rounds where there is one: the source predictor is built once, from all its rounds);
+    every other dataset a target, also read as the median of its rounds (then the few blocks
+    are measured in as many rounds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(frames)
-    sources = [n for n in names if n.count("/") == 2]
-    pairs = [(a, b) for a in sources for b in names if not b.startswith(f"{a}/") and b != a]
+    bases = [n for n in names if n.count("/") == 2]
+    sources = {b: f"{b}/drift-median" if f"{b}/drift-median" in frames else b for b in bases}
+    pairs = [(sources[a], b) for a in bases for b in names if b.split("/")[:3] != a.split("/")]
     if not pairs:
         return
     targets = list(dict.fromkeys(b for _, b in pairs))
@@ -339,7 +342,9 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
         "smooth residual. From scratch: FLOPs-linear below 30 "
         "blocks, XGBoost from 30. A target ending in /median (/drift-median) is read as the "
         "(drift-corrected) median of its "
-        "rounds, the few measured blocks included (each measured in as many rounds).",
+        "rounds, the few measured blocks included (each measured in as many rounds). A source "
+        "with repeated rounds is read as their drift-corrected median (its predictor is built "
+        "once, from all it has).",
         "",
         "![transfer](transfer.png)",
         "",
