@@ -55,7 +55,8 @@ BASE_FEATURES = tuple(f"{op}_{k}" for op in SUB_OPS for k in ("gflop", "mb"))
 #: faster or slower than it ran their blocks alone). ``attention_scores_m`` (batch x heads x
 #: seq_len^2 summed over the layers, in millions) is the work on the attention scores that a
 #: whole model's attention mask adds and a lone block, timed without one, does not do (ONNX
-#: Runtime's whole models on the Intel host: 92.6% within ±10% without it, 99.5% with it).
+#: Runtime's whole models on the Intel host: 92.6% within ±10% without it, 99.5% with it, in
+#: ``benchmarks/predictors.py`` at commit 26b98b6).
 OVERHEAD_FEATURES = (
     "one",
     "num_layers",
