@@ -122,6 +122,11 @@ class BlockSpec(_CostTotals):
         return self.heads * self.head_dim
 
     @property
+    def tokens(self) -> int:
+        """Token rows each linear layer multiplies: batch x seq_len."""
+        return self.batch * self.seq_len
+
+    @property
     def key(self) -> str:
         """A stable, human-readable identity, used as the dataset key."""
         return (
@@ -156,6 +161,8 @@ class BlockDims(Protocol):
     def dtype(self) -> str: ...
     @property
     def attn_width(self) -> Any: ...
+    @property
+    def tokens(self) -> Any: ...
 
 
 def block_costs(b: BlockDims) -> dict[str, OpCost]:
@@ -163,7 +170,7 @@ def block_costs(b: BlockDims) -> dict[str, OpCost]:
 
     Works element-wise when ``b``'s fields are NumPy arrays (see ``canao.predictors``)."""
     w = DTYPE_BYTES[b.dtype]
-    t = b.batch * b.seq_len  # tokens
+    t = b.tokens
     h, a, f = b.hidden, b.attn_width, b.ffn
     s = b.seq_len
     score_elems = b.batch * b.heads * s * s
@@ -214,7 +221,7 @@ def block_costs(b: BlockDims) -> dict[str, OpCost]:
 
 def matmul_flops(b: BlockDims) -> Any:
     """FLOPs of the six matrix products alone (``2*M*N*K`` each), the usual hand count."""
-    t, h, a, f, s = b.batch * b.seq_len, b.hidden, b.attn_width, b.ffn, b.seq_len
+    t, h, a, f, s = b.tokens, b.hidden, b.attn_width, b.ffn, b.seq_len
     attention = 2 * (2 * b.batch * b.heads * s * s * b.head_dim)
     return 2 * t * (h * 3 * a + a * h + h * f + f * h) + attention
 
@@ -280,6 +287,11 @@ class ArchSpec(_CostTotals):
         return len(self.layers)
 
     @property
+    def tokens(self) -> int:
+        """Token rows each linear layer multiplies: batch x seq_len."""
+        return self.batch * self.seq_len
+
+    @property
     def is_uniform(self) -> bool:
         first = self.layers[0]
         return all(layer == first for layer in self.layers) and (
@@ -311,7 +323,7 @@ class ArchSpec(_CostTotals):
     def costs(self) -> dict[str, OpCost]:
         """Cost per part: embeddings, each sub-operation summed over layers, pooler, head."""
         w = DTYPE_BYTES[self.dtype]
-        t, h = self.batch * self.seq_len, self.hidden
+        t, h = self.tokens, self.hidden
         emb_params = (self.vocab_size + self.max_position + self.type_vocab_size + 2) * h
         out: dict[str, OpCost] = {
             "embeddings": OpCost(

@@ -101,6 +101,7 @@ def test_design_json_round_trip() -> None:
     blocks = list(spec.blocks())
     assert [b.attn_width for b in blocks] == [384, 256]
     assert all(b.hidden == 384 and b.seq_len == 128 for b in blocks)
+    assert spec.tokens == 128 and all(b.tokens == spec.tokens for b in blocks)
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN_ARCHS))

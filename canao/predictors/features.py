@@ -39,6 +39,10 @@ class BlockArrays:
         return self.heads * self.head_dim
 
     @property
+    def tokens(self) -> np.ndarray:
+        return self.batch * self.seq_len
+
+    @property
     def attn_elems(self) -> np.ndarray:
         """Attention scores per block: batch x heads x seq_len^2."""
         return self.batch * self.heads * self.seq_len**2
@@ -80,7 +84,6 @@ def block_features(b: BlockArrays, threads: np.ndarray | float) -> dict[str, np.
     """Every feature of the predictors, by name: dims, per-sub-operation GFLOPs and MB moved,
     arithmetic intensity, weights in MB, alignment, sequence-squared terms, threads."""
     costs = block_costs(b)
-    tokens = b.batch * b.seq_len
     f: dict[str, Any] = {
         "hidden": b.hidden,
         "heads": b.heads,
@@ -89,7 +92,7 @@ def block_features(b: BlockArrays, threads: np.ndarray | float) -> dict[str, np.
         "ffn": b.ffn,
         "seq_len": b.seq_len,
         "batch": b.batch,
-        "tokens": tokens,
+        "tokens": b.tokens,
         "seq_len_sq": b.seq_len**2,
         "attn_elems": b.attn_elems,
         "threads": np.broadcast_to(np.asarray(threads, dtype=np.float64), b.hidden.shape),

@@ -206,7 +206,7 @@ def _overhead_rows(
     weights = np.add.reduceat(layer_mb, starts)
     cached = np.add.reduceat(np.minimum(layer_mb, layer_cache_mb), starts)
     n_layers = np.diff(np.r_[starts, len(dims.hidden)]).astype(np.float64)
-    tokens = (dims.batch * dims.seq_len)[starts]
+    tokens = dims.tokens[starts]
     hidden = dims.hidden[starts]
     return np.c_[
         np.ones(len(starts)),
