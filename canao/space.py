@@ -127,6 +127,11 @@ class BlockSpec(_CostTotals):
         return self.batch * self.seq_len
 
     @property
+    def attn_elems(self) -> int:
+        """Attention scores the layer computes: batch x heads x seq_len^2."""
+        return self.batch * self.heads * self.seq_len**2
+
+    @property
     def key(self) -> str:
         """A stable, human-readable identity, used as the dataset key."""
         return (
@@ -163,6 +168,8 @@ class BlockDims(Protocol):
     def attn_width(self) -> Any: ...
     @property
     def tokens(self) -> Any: ...
+    @property
+    def attn_elems(self) -> Any: ...
 
 
 def block_costs(b: BlockDims) -> dict[str, OpCost]:
@@ -172,15 +179,14 @@ def block_costs(b: BlockDims) -> dict[str, OpCost]:
     w = DTYPE_BYTES[b.dtype]
     t = b.tokens
     h, a, f = b.hidden, b.attn_width, b.ffn
-    s = b.seq_len
-    score_elems = b.batch * b.heads * s * s
+    score_elems = b.attn_elems
 
     def linear(n_in: int, n_out: int) -> OpCost:
         return _linear_cost(t, n_in, n_out, w)
 
     qkv = linear(h, 3 * a)
     scores = OpCost(
-        flops=2 * b.batch * b.heads * s * s * b.head_dim + score_elems,  # matmul + scale
+        flops=2 * score_elems * b.head_dim + score_elems,  # matmul + scale
         params=0,
         bytes=w * (2 * t * a + score_elems),
     )
@@ -188,7 +194,7 @@ def block_costs(b: BlockDims) -> dict[str, OpCost]:
         flops=SOFTMAX_FLOPS_PER_ELEM * score_elems, params=0, bytes=w * 2 * score_elems
     )
     context = OpCost(
-        flops=2 * b.batch * b.heads * s * s * b.head_dim,
+        flops=2 * score_elems * b.head_dim,
         params=0,
         bytes=w * (score_elems + 2 * t * a),
     )
@@ -221,8 +227,8 @@ def block_costs(b: BlockDims) -> dict[str, OpCost]:
 
 def matmul_flops(b: BlockDims) -> Any:
     """FLOPs of the six matrix products alone (``2*M*N*K`` each), the usual hand count."""
-    t, h, a, f, s = b.tokens, b.hidden, b.attn_width, b.ffn, b.seq_len
-    attention = 2 * (2 * b.batch * b.heads * s * s * b.head_dim)
+    t, h, a, f = b.tokens, b.hidden, b.attn_width, b.ffn
+    attention = 2 * (2 * b.attn_elems * b.head_dim)
     return 2 * t * (h * 3 * a + a * h + h * f + f * h) + attention
 
 

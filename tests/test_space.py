@@ -102,6 +102,7 @@ def test_design_json_round_trip() -> None:
     assert [b.attn_width for b in blocks] == [384, 256]
     assert all(b.hidden == 384 and b.seq_len == 128 for b in blocks)
     assert spec.tokens == 128 and all(b.tokens == spec.tokens for b in blocks)
+    assert [b.attn_elems for b in blocks] == [12 * 128 * 128, 8 * 128 * 128]
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN_ARCHS))

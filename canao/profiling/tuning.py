@@ -67,7 +67,7 @@ class WorkloadGrid:
             and spec.ffn in self.ffn
             and spec.seq_len in self.seq_len
             and spec.batch in self.batch
-            and spec.heads * spec.head_dim <= spec.hidden
+            and spec.attn_width <= spec.hidden
         )
 
     def head_specs(self) -> list[ArchSpec]:

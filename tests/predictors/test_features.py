@@ -27,7 +27,7 @@ def test_vectorised_features_equal_the_analytic_cost() -> None:
         assert f["total_gflop"][i] * 1e9 == s.flops
         assert f["qkv_gflop"][i] * 1e9 == c["qkv"].flops
         assert f["softmax_mb"][i] * 1e6 == c["softmax"].bytes
-        assert f["attn_elems"][i] == s.batch * s.heads * s.seq_len**2
+        assert f["attn_elems"][i] == s.attn_elems == s.batch * s.heads * s.seq_len**2
         assert f["tokens"][i] == s.tokens == s.batch * s.seq_len
         assert f["weights_mb"][i] == s.params * 4 / 1e6
     assert list(f["hidden_align"]) == [64, 8]
