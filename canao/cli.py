@@ -211,16 +211,14 @@ def _remeasure_specs(
 ) -> list[Any]:
     """The design's specs whose stored row is to be measured again: ``all`` stored ones,
     ``noisy`` (flagged noisy, or an error row), or ``unsettled``: keys measured fewer than 3
-    times, or whose measurements' interquartile range exceeds ``max_spread`` of their median
-    (rounds that disagree: one more round moves their median)."""
+    times, or whose drift-corrected measurements' interquartile range exceeds ``max_spread`` of
+    their median (rounds that disagree: one more round moves their median), see
+    :func:`canao.profiling.store.unsettled_keys`."""
     from canao.profiling.runner import row_key
-    from canao.profiling.store import read_all_rows
+    from canao.profiling.store import read_all_rows, unsettled_keys
 
     if which == "unsettled":
-        rows = read_all_rows(store.path)
-        ms = rows[rows["error"].isna()].groupby("key")["median_ms"]
-        spread = (ms.quantile(0.75) - ms.quantile(0.25)) / ms.median()
-        keys = set(rows["key"]) - set(spread[(ms.size() >= 3) & (spread <= max_spread)].index)
+        keys = unsettled_keys(read_all_rows(store.path), max_spread)
     else:
         df = store.read()
         if which == "noisy":
@@ -1041,8 +1039,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--remeasure",
         choices=("noisy", "all", "unsettled"),
         help="measure the design's stored specs again (noisy: flagged noisy or failed rows; "
-        "unsettled: measured fewer than 3 times, or whose measurements' interquartile range "
-        "exceeds --max-cv of their median: read with --combine median); the new rows "
+        "unsettled: measured fewer than 3 times, or whose measurements' interquartile range, "
+        "each divided by the host's speed when it was taken, exceeds --max-cv of their "
+        "median: read with --combine drift-median); the new rows "
         "supersede the old ones, which stay on disk",
     )
     p.add_argument(

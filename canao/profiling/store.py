@@ -197,6 +197,20 @@ def drift_median(df: pd.DataFrame) -> pd.DataFrame:
     return median_of_repeats(fixed)
 
 
+def unsettled_keys(df: pd.DataFrame, max_spread: float, min_count: int = 3) -> set[str]:
+    """Keys whose drift-corrected median (:func:`drift_median`) is not pinned down yet: measured
+    successfully fewer than ``min_count`` times, or whose measurements, each divided by the
+    host's speed when it was taken (:func:`host_speed`), have an interquartile range above
+    ``max_spread`` of their median. Read raw, the host's slow drift between rounds makes
+    nearly every key look unsettled; corrected, only the keys whose own rounds disagree do."""
+    ok = df[df["error"].isna()]
+    ms = ok["median_ms"].astype(np.float64) / host_speed(df).reindex(ok.index)
+    fixed = ms.groupby(ok["key"])
+    spread = (fixed.quantile(0.75) - fixed.quantile(0.25)) / fixed.median()
+    settled = spread[(fixed.size() >= min_count) & (spread <= max_spread)].index
+    return set(df["key"]) - set(settled)
+
+
 COMBINE = {"latest": latest, "median": median_of_repeats, "drift-median": drift_median}
 
 

@@ -23,6 +23,7 @@ from canao.profiling.store import (
     median_of_repeats,
     read_rows,
     shard_files,
+    unsettled_keys,
 )
 
 
@@ -100,17 +101,16 @@ def test_median_of_repeats(tmp_path: Path) -> None:
         read_rows(tmp_path, combine="mean")
 
 
-def test_drift_median_takes_out_the_hosts_slow_drift() -> None:
-    """Six rounds of 300 keys, each round in a shuffled order, on a host whose speed wanders
-    slowly (±8% over tens of rows) with 1% noise per row: each row's neighbours in time
-    estimate that speed, so the drift-corrected median lands far closer to the true latency
-    than the plain median. A key measured once is corrected by its neighbours' speed; a failed
-    row takes no part."""
-    rng = np.random.default_rng(0)
-    true = np.exp(rng.uniform(-2, 3, 300))
-    order = np.concatenate([rng.permutation(300) for _ in range(6)])
+def drifting_rounds(
+    rng: np.random.Generator, amplitude: float, keys: int = 300, rounds: int = 6
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Rounds of ``keys`` keys, each in a shuffled order, on a host whose speed wanders slowly
+    (±``amplitude`` over tens of rows) with 1% noise per row: the rows (in time order), each
+    key's true latency and the host's speed at each row."""
+    true = np.exp(rng.uniform(-2, 3, keys))
+    order = np.concatenate([rng.permutation(keys) for _ in range(rounds)])
     t = np.arange(len(order))
-    speed = 1 + 0.08 * np.sin(t / 40) * np.sin(t / 333)
+    speed = 1 + amplitude * np.sin(t / 40) * np.sin(t / 333)
     rows = pd.DataFrame(
         {
             "key": [f"block:{k}" for k in order],
@@ -123,6 +123,14 @@ def test_drift_median_takes_out_the_hosts_slow_drift() -> None:
             "error": None,
         }
     )
+    return rows, true, speed
+
+
+def test_drift_median_takes_out_the_hosts_slow_drift() -> None:
+    """On a host whose speed wanders ±8%, each row's neighbours in time estimate that speed, so
+    the drift-corrected median lands far closer to the true latency than the plain median. A
+    key measured once is corrected by its neighbours' speed; a failed row takes no part."""
+    rows, true, speed = drifting_rounds(np.random.default_rng(0), 0.08)
     once = {**rows.iloc[0].to_dict(), "key": "block:once", "median_ms": 7.0}
     failed = {**rows.iloc[1].to_dict(), "median_ms": None, "error": "boom"}
     df = pd.concat([rows, pd.DataFrame([once, failed])], ignore_index=True)
@@ -137,6 +145,23 @@ def test_drift_median_takes_out_the_hosts_slow_drift() -> None:
     assert np.mean(err_fixed <= 0.02) > 0.95 > np.mean(err_plain <= 0.02)
     assert fixed["block:once"] == pytest.approx(7.0 / host_speed(df).loc[len(rows)])
     assert drift_median(df.iloc[:0]).empty
+
+
+def test_unsettled_keys_are_read_after_the_drift_is_taken_out() -> None:
+    """On a host drifting ±15%, raw spreads flag most keys; corrected, only the keys whose own
+    rounds disagree (every other one 20% slower), the key measured twice and the key that
+    only failed are still unsettled."""
+    rows, _, _ = drifting_rounds(np.random.default_rng(1), 0.15)
+    shaky = {f"block:{k}" for k in range(5)}
+    odd = rows["key"].isin(shaky) & (rows.groupby("key").cumcount() % 2 == 1)
+    rows.loc[odd, "median_ms"] *= 1.2
+    twice = rows[rows["key"] == "block:100"].iloc[:2].assign(key="block:twice")
+    failed = {**rows.iloc[20].to_dict(), "key": "block:failed", "median_ms": None, "error": "x"}
+    df = pd.concat([rows, twice, pd.DataFrame([failed])], ignore_index=True)
+    assert unsettled_keys(df, 0.05) == shaky | {"block:twice", "block:failed"}
+    raw = rows.groupby("key")["median_ms"]
+    assert ((raw.quantile(0.75) - raw.quantile(0.25)) / raw.median() > 0.05).mean() > 0.5
+    assert unsettled_keys(df, 0.05, min_count=1) == shaky | {"block:failed"}
 
 
 def test_schema_is_enforced(tmp_path: Path) -> None:
