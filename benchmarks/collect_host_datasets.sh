@@ -3,9 +3,9 @@
 # and it measures only what is missing. Run it on a quiet machine: nothing else running.
 #
 # ROUNDS=N then measures every spec N more times, each round in another shuffled order and
-# followed by the specs whose rounds still disagree (--remeasure unsettled); read the rounds
-# with `canao train --combine drift-median`. SPACES="models" limits the rounds to whole models
-# (a round of 3,000 blocks takes 20-40 minutes on 2 cores, of 300 models 5-10).
+# followed by the specs whose medians are not pinned down yet (--remeasure unsettled); read
+# the rounds with `canao train --combine drift-median`. SPACES="models" limits the rounds to
+# whole models (a round of 3,000 blocks takes 20-40 minutes on 2 cores, of 300 models 5-10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CANAO=${CANAO:-.venv/bin/canao}

@@ -125,6 +125,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--tuned-only applies to --backend tvm on this host")
     if args.adaptive and args.remeasure:
         raise UsageError("--adaptive measures new specs; --remeasure repeats stored ones")
+    if not args.max_median_error > 0:
+        raise UsageError(f"--max-median-error must be > 0, got {args.max_median_error}")
     if args.adaptive:
         if args.space != "blocks" or not args.predictor:
             raise UsageError("--adaptive needs --predictor P and --space blocks")
@@ -149,7 +151,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     try:
         if args.remeasure:
-            todo = _remeasure_specs(store, specs, cfg.threads, args.remeasure, cfg.max_cv)
+            todo = _remeasure_specs(
+                store, specs, cfg.threads, args.remeasure, args.max_median_error
+            )
             print(
                 f"canao profile: {device}/{args.backend}: re-measuring {len(todo)} of "
                 f"{len(specs)} specs ({args.remeasure} stored rows; the new rows supersede them)",
@@ -207,18 +211,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _remeasure_specs(
-    store: Any, specs: list[Any], threads: int, which: str, max_spread: float
+    store: Any, specs: list[Any], threads: int, which: str, max_error: float
 ) -> list[Any]:
     """The design's specs whose stored row is to be measured again: ``all`` stored ones,
     ``noisy`` (flagged noisy, or an error row), or ``unsettled``: keys measured fewer than 3
-    times, or whose drift-corrected measurements' interquartile range exceeds ``max_spread`` of
-    their median (rounds that disagree: one more round moves their median), see
-    :func:`canao.profiling.store.unsettled_keys`."""
+    times, or whose drift-corrected median's estimated standard error exceeds ``max_error``
+    of it (one more round moves it), see :func:`canao.profiling.store.unsettled_keys`."""
     from canao.profiling.runner import row_key
     from canao.profiling.store import read_all_rows, unsettled_keys
 
     if which == "unsettled":
-        keys = unsettled_keys(read_all_rows(store.path), max_spread)
+        keys = unsettled_keys(read_all_rows(store.path), max_error)
     else:
         df = store.read()
         if which == "noisy":
@@ -1039,10 +1042,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--remeasure",
         choices=("noisy", "all", "unsettled"),
         help="measure the design's stored specs again (noisy: flagged noisy or failed rows; "
-        "unsettled: measured fewer than 3 times, or whose measurements' interquartile range, "
-        "each divided by the host's speed when it was taken, exceeds --max-cv of their "
-        "median: read with --combine drift-median); the new rows "
-        "supersede the old ones, which stay on disk",
+        "unsettled: measured fewer than 3 times, or whose drift-corrected median, as "
+        "--combine drift-median reads it, has an estimated standard error above "
+        "--max-median-error of it); the new rows supersede the old ones, which stay on disk",
+    )
+    p.add_argument(
+        "--max-median-error",
+        type=float,
+        default=0.02,
+        metavar="FRACTION",
+        help="--remeasure unsettled: the relative standard error a key's median may keep, "
+        "estimated as 0.93 x the interquartile range of its drift-corrected measurements over "
+        "the square root of their count (default: 0.02)",
     )
     p.add_argument(
         "--shuffle",

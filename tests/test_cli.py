@@ -33,6 +33,10 @@ def _one_error_line(capsys) -> str:
         (["profile", "--backend", "eager", "--device", "../x"], "must be letters"),
         (["profile", "--backend", "eager", "--rpc-tracker", "h:1"], "needs --rpc-key"),
         (["profile", "--backend", "eager", "--tuned-only"], "--tuned-only applies to"),
+        (
+            ["profile", "--backend", "eager", "--remeasure", "all", "--max-median-error", "0"],
+            "--max-median-error must be > 0",
+        ),
         (["measure", "--arch", "gpt-9", "--backend", "eager"], "neither a known architecture"),
         (["measure", "--arch", "bert-base", "--backend", "x"], "unknown backend"),
         (
@@ -119,11 +123,12 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert len(canary) == 3 and json.loads(canary[0])["median_ms"] > 0  # one per run here
     runs = (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()
     assert len(runs) == 3 and json.loads(runs[0])["space"]["hidden"] == [32, 96]
-    # unsettled: measured fewer than 3 times (all 8 now), or rounds that disagree (none can,
-    # at --max-cv 1e6, even on a loaded machine): one round more each time, until every key has 3
+    # unsettled: measured fewer than 3 times (all 8 now), or a median not pinned down (none
+    # can be at --max-median-error 1e6, even on a loaded machine): one round more each time,
+    # until every key has 3
     argv[argv.index("3")] = "8"
     for todo in (8, 5, 0):
-        assert main([*argv, "--remeasure", "unsettled", "--max-cv", "1e6"]) == 0
+        assert main([*argv, "--remeasure", "unsettled", "--max-median-error", "1e6"]) == 0
         assert f"re-measuring {todo} of 8 specs (unsettled" in capsys.readouterr().err
     assert read_all_rows(out)["key"].value_counts().tolist() == [3] * 8
     # --shuffle: a round in another order than the design's (the same specs)

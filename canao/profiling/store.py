@@ -197,17 +197,26 @@ def drift_median(df: pd.DataFrame) -> pd.DataFrame:
     return median_of_repeats(fixed)
 
 
-def unsettled_keys(df: pd.DataFrame, max_spread: float, min_count: int = 3) -> set[str]:
+#: the standard error of the median of n draws is about 1.2533 sigma / sqrt(n) (normal
+#: draws), and sigma is estimated robustly as the interquartile range over 1.349
+MEDIAN_SE_PER_IQR = 1.2533 / 1.349
+
+
+def unsettled_keys(df: pd.DataFrame, max_error: float, min_count: int = 3) -> set[str]:
     """Keys whose drift-corrected median (:func:`drift_median`) is not pinned down yet: measured
-    successfully fewer than ``min_count`` times, or whose measurements, each divided by the
-    host's speed when it was taken (:func:`host_speed`), have an interquartile range above
-    ``max_spread`` of their median. Read raw, the host's slow drift between rounds makes
-    nearly every key look unsettled; corrected, only the keys whose own rounds disagree do."""
+    successfully fewer than ``min_count`` times, or whose median's relative standard error is
+    above ``max_error``. That error is estimated from the interquartile range of the key's
+    measurements, each divided by the host's speed when it was taken (:func:`host_speed`),
+    over the square root of their count: it shrinks as rounds are added, so repeated rounds of
+    the unsettled keys converge. Read raw, the host's slow drift between rounds makes nearly
+    every key look unsettled; corrected, only the keys whose own rounds disagree do."""
     ok = df[df["error"].isna()]
     ms = ok["median_ms"].astype(np.float64) / host_speed(df).reindex(ok.index)
     fixed = ms.groupby(ok["key"])
-    spread = (fixed.quantile(0.75) - fixed.quantile(0.25)) / fixed.median()
-    settled = spread[(fixed.size() >= min_count) & (spread <= max_spread)].index
+    n = fixed.size()
+    iqr = (fixed.quantile(0.75) - fixed.quantile(0.25)) / fixed.median()
+    error = MEDIAN_SE_PER_IQR * iqr / np.sqrt(n)
+    settled = error[(n >= min_count) & (error <= max_error)].index
     return set(df["key"]) - set(settled)
 
 
