@@ -215,8 +215,8 @@ def unsettled_keys(df: pd.DataFrame, max_error: float, min_count: int = 3) -> se
     fixed = ms.groupby(ok["key"])
     n = fixed.size()
     iqr = (fixed.quantile(0.75) - fixed.quantile(0.25)) / fixed.median()
-    error = MEDIAN_SE_PER_IQR * iqr / np.sqrt(n)
-    settled = error[(n >= min_count) & (error <= max_error)].index
+    error: pd.Series = MEDIAN_SE_PER_IQR * iqr / np.sqrt(n)
+    settled = error.index[(n >= min_count) & (error <= max_error)]
     return set(df["key"]) - set(settled)
 
 
