@@ -185,15 +185,22 @@ def host_speed(df: pd.DataFrame, window: int = DRIFT_WINDOW, iterations: int = 3
     return out
 
 
+def drift_corrected_ms(df: pd.DataFrame) -> pd.Series:
+    """Each successful row's ``median_ms`` divided by the host's speed when it was measured
+    (:func:`host_speed`), indexed like those rows."""
+    ok = df[df["error"].isna()]
+    return ok["median_ms"].astype(np.float64) / host_speed(df)
+
+
 def drift_median(df: pd.DataFrame) -> pd.DataFrame:
     """Like :func:`median_of_repeats`, each measurement first divided by the host's speed when
     it was taken (:func:`host_speed`): the slow drift of a shared host, which a median of a few
     rounds only damps, is taken out of every round."""
     if df.empty:
         return latest(df)
-    ok = df["error"].isna()
     fixed = df.copy()
-    fixed.loc[ok, "median_ms"] = df.loc[ok, "median_ms"] / host_speed(df)
+    corrected = drift_corrected_ms(df)
+    fixed.loc[corrected.index, "median_ms"] = corrected
     return median_of_repeats(fixed)
 
 
@@ -206,13 +213,13 @@ def unsettled_keys(df: pd.DataFrame, max_error: float, min_count: int = 3) -> se
     """Keys whose drift-corrected median (:func:`drift_median`) is not pinned down yet: measured
     successfully fewer than ``min_count`` times, or whose median's relative standard error is
     above ``max_error``. That error is estimated from the interquartile range of the key's
-    measurements, each divided by the host's speed when it was taken (:func:`host_speed`),
-    over the square root of their count: it shrinks as rounds are added, so repeated rounds of
-    the unsettled keys converge. Read raw, the host's slow drift between rounds makes nearly
-    every key look unsettled; corrected, only the keys whose own rounds disagree do."""
-    ok = df[df["error"].isna()]
-    ms = ok["median_ms"].astype(np.float64) / host_speed(df).reindex(ok.index)
-    fixed = ms.groupby(ok["key"])
+    measurements, each divided by the host's speed when it was taken
+    (:func:`drift_corrected_ms`), over the square root of their count: it shrinks as rounds
+    are added, so repeated rounds of the unsettled keys converge. Read raw, the host's slow
+    drift between rounds makes nearly every key look unsettled; corrected, only the keys whose
+    own rounds disagree do."""
+    ms = drift_corrected_ms(df)
+    fixed = ms.groupby(df.loc[ms.index, "key"])
     n = fixed.size()
     iqr = (fixed.quantile(0.75) - fixed.quantile(0.25)) / fixed.median()
     error: pd.Series = MEDIAN_SE_PER_IQR * iqr / np.sqrt(n)
