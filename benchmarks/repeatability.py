@@ -30,6 +30,7 @@ models' rounds, ...-stored-models.md).
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -43,7 +44,14 @@ from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.profiling.fingerprint import host_device_name
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner, row_key
-from canao.profiling.store import drift_median, latest, median_of_repeats, read_all_rows, read_rows
+from canao.profiling.store import (
+    drift_exponents,
+    drift_median,
+    latest,
+    median_of_repeats,
+    read_all_rows,
+    read_rows,
+)
 from canao.space import BlockSpec
 
 OUT = Path(__file__).parent / "results"
@@ -187,6 +195,10 @@ def split_halves(df: pd.DataFrame) -> list[str]:
     for name, combine in (
         ("its latest round", latest),
         ("the median of its rounds", median_of_repeats),
+        (
+            "the drift-corrected median of its rounds, one factor for every key",
+            functools.partial(drift_median, degree=None),
+        ),
         ("the drift-corrected median of its rounds", drift_median),
     ):
         a, b = (combine(h).set_index("key")["median_ms"] for h in halves)
@@ -236,6 +248,17 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
             "well the latency a predictor is trained and scored on repeats.",
             "",
             *split_halves(per_key),
+            "",
+            "The drift-corrected median divides each row by the host's speed around it, raised "
+            "to an exponent that is a straight line in the log of the key's latency, fitted per "
+            "thread count (`canao.profiling.store.host_speed`); fitted over all the rounds:",
+            "",
+            "| threads | rows | exponent at the fastest key | median | at the slowest key |",
+            "|---:|---:|---:|---:|---:|",
+            *(
+                f"| {e.threads} | {e.rows} | {e.fastest:.2f} | {e.median:.2f} | {e.slowest:.2f} |"
+                for e in drift_exponents(per_key).itertuples()
+            ),
         ]
     suffix = "-models" if args.kind == "model" else ""
     path = OUT / f"repeatability-{device}-{args.backend}-stored{suffix}.md"

@@ -156,50 +156,124 @@ def median_of_repeats(df: pd.DataFrame) -> pd.DataFrame:
 #: speed when it was measured (:func:`host_speed`)
 DRIFT_WINDOW = 25
 
+#: the degree of the polynomial, in the log of a key's latency, that gives the exponent with
+#: which the host's speed reaches the key (:func:`host_speed`): 1, a straight line
+DRIFT_EXPONENT_DEGREE = 1
 
-def host_speed(df: pd.DataFrame, window: int = DRIFT_WINDOW, iterations: int = 3) -> pd.Series:
-    """Per successful row, how slow the host ran when it was measured, from the rows measured
-    around it: the median, over the ``window`` rows before and the ``window`` after it (same
-    device, backend, thread count and kind, in time order; the row itself left out), of each
-    one's latency over its key's median, iterated with the medians recomputed from the
-    corrected latencies. Every row serves as a canary for its neighbours, so this needs
-    repeated rounds (``--remeasure all``) visited in shuffled orders (``--shuffle``), where the
-    neighbours of a key differ from round to round; a key measured once has a ratio of 1 and
-    pulls its neighbours' factors towards 1."""
+#: the rows of one group that measure the host's speed alike (:func:`host_speed`)
+DRIFT_GROUP = ["device", "backend", "threads", "kind"]
+
+
+def _drift_exponent(
+    y: np.ndarray, keys: np.ndarray, factor: np.ndarray, degree: int | None
+) -> np.ndarray:
+    """Per row, the exponent with which the host's speed ``factor`` reached it: the least
+    squares fit of each row's log latency over its key's median on ``log(factor)`` times a
+    polynomial of degree ``degree`` in the log of the key's median (centred), over the keys
+    measured at least three times; clipped to 0.25..4, and ones where too few rows fit or the
+    host never moved."""
+    if degree is None:
+        return np.ones(len(y))
+    lf = np.log(factor)
+    by_key = pd.Series(y / factor).groupby(keys)
+    med = by_key.transform("median").to_numpy()
+    fit = by_key.transform("size").to_numpy() >= 3  # a median of fewer rows tells nothing
+    if fit.sum() < 10 * (degree + 1) or float(np.sum(lf[fit] ** 2)) < 1e-12:
+        return np.ones(len(y))
+    z = np.log(med) - np.median(np.log(med))
+    basis = np.stack([z**k for k in range(degree + 1)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis[fit] * lf[fit, None], np.log(y / med)[fit], rcond=None)
+    return np.clip(basis @ coef, 0.25, 4.0)
+
+
+def _host_drift(
+    df: pd.DataFrame, window: int, iterations: int, degree: int | None
+) -> Iterator[tuple[Any, pd.Index, np.ndarray, np.ndarray]]:
+    """Per group of successful rows (:data:`DRIFT_GROUP`): its name, the rows' index in time
+    order, the host's speed at each row and the exponent with which it reached the row."""
     ok = df[df["error"].isna()].sort_values("timestamp", kind="stable")
-    out = pd.Series(1.0, index=ok.index)
-    for _, g in ok.groupby(["device", "backend", "threads", "kind"], sort=False):
+    for name, g in ok.groupby(DRIFT_GROUP, sort=False):
         y = g["median_ms"].to_numpy(dtype=np.float64)
         keys = g["key"].to_numpy()
-        factor = np.ones(len(y))
+        factor, beta = np.ones(len(y)), np.ones(len(y))
         for _ in range(iterations):
-            med = pd.Series(y / factor).groupby(keys).transform("median").to_numpy()
-            ratio = np.pad(y / med, window, constant_values=np.nan)
+            med = pd.Series(y / factor**beta).groupby(keys).transform("median").to_numpy()
+            ratio = np.pad(np.log(y / med) / beta, window, constant_values=np.nan)
             near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1).copy()
             near[:, window] = np.nan  # not the row itself
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a group of one row
-                factor = np.nanmedian(near, axis=1)
+                factor = np.exp(np.nanmedian(near, axis=1))
             factor = np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
-        out[g.index] = factor
+            beta = _drift_exponent(y, keys, factor, degree)
+        yield name, g.index, factor, beta
+
+
+def host_speed(
+    df: pd.DataFrame,
+    window: int = DRIFT_WINDOW,
+    iterations: int = 3,
+    degree: int | None = DRIFT_EXPONENT_DEGREE,
+) -> pd.Series:
+    """Per successful row, how much slower than usual the host made it, from the rows measured
+    around it (same device, backend, thread count and kind, in time order; the row itself left
+    out). The host's speed f at a row is the median, over the ``window`` rows before and the
+    ``window`` after it, of each one's latency over its key's median (taken to the power of one
+    over that row's exponent, below), iterated with the medians recomputed from the corrected
+    latencies. Every row serves as a canary for its neighbours, so this needs repeated rounds
+    (``--remeasure all``) visited in shuffled orders (``--shuffle``), where the neighbours of a
+    key differ from round to round; a key measured once has a ratio of 1 and pulls its
+    neighbours' factors towards 1.
+
+    The host's speed does not reach every key alike: on the shipped Intel VM a sitting that ran
+    25% fast sped its small eager blocks up by more and its slow ones by less. So a row's
+    factor is f ** beta, where the exponent beta is a polynomial of degree ``degree`` in the
+    log of the key's latency, fitted per group by least squares of the rows' log latency over
+    their keys' medians on log f (``degree=None``: beta is 1, one factor for every key)."""
+    out = pd.Series(1.0, index=df.index[df["error"].isna()])
+    for _, index, factor, beta in _host_drift(df, window, iterations, degree):
+        out[index] = factor**beta
     return out
 
 
-def drift_corrected_ms(df: pd.DataFrame) -> pd.Series:
-    """Each successful row's ``median_ms`` divided by the host's speed when it was measured
-    (:func:`host_speed`), indexed like those rows."""
+def drift_exponents(df: pd.DataFrame, degree: int | None = DRIFT_EXPONENT_DEGREE) -> pd.DataFrame:
+    """Per group of successful rows (device, backend, threads, kind): its rows, and the
+    exponent with which the host's speed reached its fastest, median and slowest keys
+    (:func:`host_speed`). Compare the fastest with the slowest: the level is partly the
+    speed's own damping (each neighbour's ratio is to a median that holds some of the same
+    drift), so a host that reaches every key alike reads about 1.25 for all of them."""
+    out = []
+    for name, index, _, beta in _host_drift(df, DRIFT_WINDOW, 3, degree):
+        ms = df.loc[index, "median_ms"].astype(np.float64).to_numpy()
+        order = np.argsort(ms, kind="stable")
+        out.append(
+            dict(
+                zip(DRIFT_GROUP, name, strict=True),
+                rows=len(index),
+                fastest=float(beta[order[0]]),
+                median=float(np.median(beta)),
+                slowest=float(beta[order[-1]]),
+            )
+        )
+    return pd.DataFrame(out)
+
+
+def drift_corrected_ms(df: pd.DataFrame, degree: int | None = DRIFT_EXPONENT_DEGREE) -> pd.Series:
+    """Each successful row's ``median_ms`` divided by how much slower than usual the host made
+    it when it was measured (:func:`host_speed`, ``degree``), indexed like those rows."""
     ok = df[df["error"].isna()]
-    return ok["median_ms"].astype(np.float64) / host_speed(df)
+    return ok["median_ms"].astype(np.float64) / host_speed(df, degree=degree)
 
 
-def drift_median(df: pd.DataFrame) -> pd.DataFrame:
-    """Like :func:`median_of_repeats`, each measurement first divided by the host's speed when
-    it was taken (:func:`host_speed`): the slow drift of a shared host, which a median of a few
-    rounds only damps, is taken out of every round."""
+def drift_median(df: pd.DataFrame, degree: int | None = DRIFT_EXPONENT_DEGREE) -> pd.DataFrame:
+    """Like :func:`median_of_repeats`, each measurement first divided by how much slower than
+    usual the host made it when it was taken (:func:`host_speed`; ``degree=None``: one factor
+    for every key): the slow drift of a shared host, which a median of a few rounds only damps,
+    is taken out of every round."""
     if df.empty:
         return latest(df)
     fixed = df.copy()
-    corrected = drift_corrected_ms(df)
+    corrected = drift_corrected_ms(df, degree)
     fixed.loc[corrected.index, "median_ms"] = corrected
     return median_of_repeats(fixed)
 
