@@ -1001,8 +1001,9 @@ def _add_rows_args(p: argparse.ArgumentParser) -> None:
         default="latest",
         help="a key measured several times (--remeasure all rounds): the latest measurement "
         "(default), the median of all of them, or their median after dividing each by the "
-        "host's speed when it was taken, estimated from the rows measured around it "
-        "(drift-median: for rounds measured with --shuffle)",
+        "host's speed when it was taken, estimated from the rows measured around it and "
+        "raised to an exponent fitted per key latency (drift-median: for rounds measured "
+        "with --shuffle)",
     )
 
 
