@@ -253,7 +253,8 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
             "to an exponent that is a straight line in the log of the key's latency, fitted per "
             "thread count (`canao.profiling.store.host_speed`); fitted over all the rounds:",
             "",
-            "| threads | rows | exponent at the fastest key | median | at the slowest key |",
+            "| threads | rows | exponent at the fastest row | median over rows "
+            "| at the slowest row |",
             "|---:|---:|---:|---:|---:|",
             *(
                 f"| {e.threads} | {e.rows} | {e.fastest:.2f} | {e.median:.2f} | {e.slowest:.2f} |"
