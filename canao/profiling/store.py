@@ -156,6 +156,9 @@ def median_of_repeats(df: pd.DataFrame) -> pd.DataFrame:
 #: speed when it was measured (:func:`host_speed`)
 DRIFT_WINDOW = 25
 
+#: passes of :func:`host_speed`, each with the keys' medians recomputed from the last
+DRIFT_ITERATIONS = 3
+
 #: the degree of the polynomial, in the log of a key's latency, that gives the exponent with
 #: which the host's speed reaches the key (:func:`host_speed`): 1, a straight line
 DRIFT_EXPONENT_DEGREE = 1
@@ -212,7 +215,7 @@ def _host_drift(
 def host_speed(
     df: pd.DataFrame,
     window: int = DRIFT_WINDOW,
-    iterations: int = 3,
+    iterations: int = DRIFT_ITERATIONS,
     degree: int | None = DRIFT_EXPONENT_DEGREE,
 ) -> pd.Series:
     """Per successful row, how much slower than usual the host made it, from the rows measured
@@ -244,7 +247,7 @@ def drift_exponents(df: pd.DataFrame, degree: int | None = DRIFT_EXPONENT_DEGREE
     some of the same drift), so a host that reaches every key alike can read above 1 for all
     of them (1.2-1.3 on the tests' synthetic host)."""
     out = []
-    for name, index, _, beta in _host_drift(df, DRIFT_WINDOW, 3, degree):
+    for name, index, _, beta in _host_drift(df, DRIFT_WINDOW, DRIFT_ITERATIONS, degree):
         ms = df.loc[index, "median_ms"].astype(np.float64).to_numpy()
         order = np.argsort(ms, kind="stable")
         out.append(
