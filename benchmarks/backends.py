@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from canao.profiling.backends.tvm import default_tuning_dir
-from canao.profiling.fingerprint import host_device_name
+from canao.profiling.fingerprint import resolve_device
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner
 from canao.profiling.tuning import WorkloadGrid, grid_archs, grid_samples
@@ -55,7 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     grid = WorkloadGrid()
     cfg = EvalConfig(threads=args.threads, repeat=7, timeout_s=600)
-    device = host_device_name()
+    device = resolve_device("host")
     specs: list[BlockSpec | ArchSpec] = [*grid_samples(grid, args.blocks, args.seed)]
     specs += grid_archs(grid, args.models, args.seed)
     specs += [ArchSpec.named(a, seq_len=128) for a in args.archs.split(",") if a]

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from canao.predictors.evaluation import block_specs
 from canao.predictors.features import DIMS
 from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
-from canao.profiling.fingerprint import host_device_name
+from canao.profiling.fingerprint import resolve_device
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner, row_key
 from canao.profiling.store import (
@@ -212,7 +212,7 @@ def split_halves(df: pd.DataFrame) -> list[str]:
 
 
 def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
-    device = args.device or host_device_name()
+    device = args.device or resolve_device("host", Path(args.data))
     df = valid_rows(read_all_rows(args.data), device, args.backend, args.kind)
     times, keys, rounds = stored_rounds(df, threads or sorted(df["threads"].unique()))
     if rounds < 2:
@@ -285,7 +285,7 @@ def main() -> None:
         return main_stored(args, [int(t) for t in args.threads.split(",") if t])
     if args.rounds < 2 or args.n < 2:
         ap.error("--rounds and --n must be >= 2")
-    host = host_device_name()
+    host = resolve_device("host", Path(args.data))
     device = args.device or host
     df = valid_rows(read_rows(args.data), device, args.backend)
     if df.empty:

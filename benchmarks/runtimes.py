@@ -14,7 +14,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from canao.profiling.fingerprint import host_device_name
+from canao.profiling.fingerprint import resolve_device
 from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner
 from canao.space import ArchSpec
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     cfg = EvalConfig(threads=args.threads, repeat=7)
-    device = host_device_name()
+    device = resolve_device("host")
     archs = [ArchSpec.named(a, seq_len=args.seq_len) for a in args.archs.split(",")]
     backends = args.backends.split(",")
     runners = {b: LocalRunner(b, device, cfg) for b in backends}

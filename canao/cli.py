@@ -46,14 +46,15 @@ def _check_backend(name: str) -> str:
     return name
 
 
-def _device(name: str, rpc_key: str | None = None) -> str:
-    """The device folder name; ``host`` is this machine, or the RPC key for a remote device."""
+def _device(name: str, rpc_key: str | None = None, root: Path = DEFAULT_ROOT) -> str:
+    """The device folder name; ``host`` is this machine (its folder in the dataset ``root``),
+    or the RPC key for a remote device."""
     from canao.profiling.fingerprint import resolve_device
 
     if name == "host" and rpc_key:
         name = rpc_key
     try:
-        return resolve_device(name)
+        return resolve_device(name, root)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -93,7 +94,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             f"{args.rpc_key} is an emulated board: its timings are an emulator's and are never "
             "stored as latency (use it to check numerics: canao verify, the tests)"
         )
-    device = _device(args.device, getattr(args, "rpc_key", None))
+    device = _device(args.device, getattr(args, "rpc_key", None), Path(args.out))
     cfg = _eval_config(args)
     if args.samples < 1:
         raise UsageError("--samples must be >= 1")
@@ -144,6 +145,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
             )
         specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
+    if not args.rpc_tracker:
+        from canao.profiling.fingerprint import claim_device_folder
+
+        try:
+            claim_device_folder(Path(args.out) / device)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     store = LatencyStore(Path(args.out), device, args.backend, flush_every=args.flush_every)
     try:
         store.open()

@@ -82,6 +82,19 @@ def test_dataset_info_rejects_non_datasets(capsys, tmp_path) -> None:
     assert "not a canao latency dataset" in _one_error_line(capsys)
 
 
+def test_profile_refuses_a_folder_measured_on_another_cpu(capsys, tmp_path) -> None:
+    from canao.profiling.fingerprint import DEVICE_FILE, cpu_identity
+
+    folder = tmp_path / "data" / "unit"
+    folder.mkdir(parents=True)
+    other = {**cpu_identity(), "family": -1}
+    (folder / DEVICE_FILE).write_text(json.dumps({"cpu": other}))
+    argv = ["profile", "--backend", "eager", "--device", "unit", "--out", str(tmp_path / "data")]
+    assert main(argv) == 2
+    assert "would mix two devices" in _one_error_line(capsys)
+    assert [p.name for p in folder.iterdir()] == [DEVICE_FILE]  # nothing measured or written
+
+
 def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     space = tmp_path / "space.json"
     space.write_text(SMALL)
