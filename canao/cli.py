@@ -543,6 +543,21 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 # -- canao dataset info ------------------------------------------------------------------------
+def _device_record(path: Path, device: str) -> dict[str, Any] | None:
+    """The CPU recorded in ``device``'s ``device.json``, looked for from ``path`` (a dataset
+    root, a device or backend folder, or a shard); None where there is none or it is
+    unreadable (``canao profile`` says why when it next writes there)."""
+    from canao.profiling.fingerprint import DEVICE_FILE, read_identity
+
+    for folder in (path / device, path, path.parent, path.parent.parent):
+        if folder.name == device and (folder / DEVICE_FILE).exists():
+            try:
+                return read_identity(folder)
+            except ValueError:
+                return None
+    return None
+
+
 def dataset_summary(path: Path) -> list[dict[str, Any]]:
     """One summary per (device, backend) found under ``path``."""
     from canao.profiling.store import read_rows
@@ -585,6 +600,7 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
                 if ok["canary_ms"].notna().any()
                 else None,
                 "cpu_model": str(g["cpu_model"].iloc[0]),
+                "cpu": _device_record(path, str(device)),
                 "coverage": coverage,
                 "measured": [str(g["timestamp"].min()), str(g["timestamp"].max())],
             }
@@ -608,6 +624,13 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
     for s in summary:
         flag = "" if s["compiled"] else "  [NOT compiled latency]"
         print(f"{s['device']} / {s['backend']}{flag}  ({s['cpu_model']})")
+        if s["cpu"]:
+            cpu = s["cpu"]
+            numbers = " ".join(f"{k} {cpu[k]}" for k in ("family", "model") if k in cpu)
+            print(
+                f"  cpu (device.json): {cpu.get('vendor', '?')} {numbers}, "
+                f"{cpu.get('isa', '?')}, {cpu.get('cpu_count', '?')} cores"
+            )
         print(
             f"  rows {s['rows']}: {s['block_rows']} blocks, {s['model_rows']} models, "
             f"{s['error_rows']} errors; noisy {s['noisy_share']:.1%}; threads {s['threads']}"

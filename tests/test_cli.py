@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from canao.cli import main
+from canao.profiling.fingerprint import cpu_identity
 from canao.profiling.store import read_all_rows, read_rows
 
 SMALL = (
@@ -83,7 +84,7 @@ def test_dataset_info_rejects_non_datasets(capsys, tmp_path) -> None:
 
 
 def test_profile_refuses_a_folder_measured_on_another_cpu(capsys, tmp_path) -> None:
-    from canao.profiling.fingerprint import DEVICE_FILE, cpu_identity
+    from canao.profiling.fingerprint import DEVICE_FILE
 
     folder = tmp_path / "data" / "unit"
     folder.mkdir(parents=True)
@@ -152,10 +153,15 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert main(["dataset", "info", str(out), "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)
     assert info["device"] == "unit" and info["block_rows"] == 8 and info["error_rows"] == 0
+    assert info["cpu"] == cpu_identity()  # recorded by the first measurement in the folder
+    for below in (out / "unit", out / "unit" / "eager"):  # found from a device or backend folder
+        assert main(["dataset", "info", str(below), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["cpu"] == cpu_identity()
     assert info["coverage"]["hidden"]["min"] >= 32 and info["coverage"]["hidden"]["max"] <= 96
     assert main(["dataset", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "unit / eager" in text and "rows 8: 8 blocks" in text and "host drift: canary" in text
+    assert f"{cpu_identity()['cpu_count']} cores" in text
 
 
 def test_measure_json_prints_one_object() -> None:

@@ -124,7 +124,11 @@ def claim_device_folder(folder: Path) -> None:
 
 
 def slug(text: str) -> str:
+    """A CPU model name as a folder name: trademarks, 'CPU'/'Processor' and the clock dropped
+    (``Intel(R) Xeon(R) Processor @ 2.00GHz`` -> ``intel-xeon``; a VM's reported clock is not
+    the CPU's identity, its family and model numbers are)."""
     text = re.sub(r"\((r|tm|c)\)", "", text.lower())
+    text = re.sub(r"@?\s*\d+(\.\d+)?\s*[gm]hz\b", "", text)
     text = re.sub(r"\b(cpu|processor|\d+-core)\b", "", text)
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
 

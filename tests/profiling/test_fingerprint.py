@@ -12,6 +12,7 @@ from canao.profiling.fingerprint import (
     cpu_identity,
     host_device_name,
     resolve_device,
+    slug,
 )
 
 
@@ -57,6 +58,19 @@ def test_host_gets_its_own_folder_beside_another_cpu_of_the_same_name(tmp_path: 
     own = resolve_device("host", tmp_path)
     assert own != base and own.startswith(base + "-")
     claim_device_folder(tmp_path / own)  # and that folder is this host's
+
+
+@pytest.mark.parametrize(
+    ("model_name", "expected"),
+    [
+        ("Intel(R) Xeon(R) Processor @ 2.00GHz", "intel-xeon"),
+        ("Intel(R) Xeon(R) Processor", "intel-xeon"),
+        ("AMD EPYC 9B14 96-Core Processor", "amd-epyc-9b14"),
+        ("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "intel-core-i7-8700"),
+    ],
+)
+def test_folder_names_drop_trademarks_and_the_clock(model_name: str, expected: str) -> None:
+    assert slug(model_name) == expected
 
 
 def test_unreadable_record_is_one_clear_error(tmp_path: Path) -> None:
