@@ -1,7 +1,7 @@
 """Predictor accuracy on the shipped datasets: every figure of the README's predictor section.
 
     .venv/bin/python benchmarks/predictors.py [--data datasets_latency] [--datasets D/B,...]
-        [--quick]
+        [--median D/B,...] [--quick] [--sections blocks,cv,models,...] [--out DIR]
 
 Every (device, backend, thread count) dataset under ``--data`` with at least 300 block rows,
 unless ``--datasets`` names them (``intel-xeon-amx-2c/onnxruntime/2t,...``); ``--median D,...``
@@ -21,7 +21,8 @@ one.
    ONNX Runtime design on an Intel and an AMD host).
 5. Throughput of batched whole-model prediction.
 
-Writes benchmarks/results/predictors.md and PNGs beside it.
+Writes benchmarks/results/predictors.md and PNGs beside it, or into ``--out`` (a run of some
+datasets or ``--sections`` only, e.g. a new device's, kept apart from the full run's).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from canao.profiling.samplers import ModelSpace, random_archs
 from canao.profiling.store import read_rows
 
 OUT = Path(__file__).parent / "results"
+SECTIONS = ("blocks", "cv", "models", "adaptive", "transfer", "throughput")
 
 
 def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
@@ -66,7 +68,9 @@ def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
     return [f"{d}/{b}/{t}t" for (d, b, t), n in counts.items() if n >= min_blocks]
 
 
-def block_tables(data: Path, datasets: list[str], lines: list[str]) -> tuple[dict, list[str]]:
+def block_tables(
+    data: Path, datasets: list[str], lines: list[str], out: Path = OUT
+) -> tuple[dict, list[str]]:
     """Per dataset, XGBoost against the baselines on both splits; also the summary rows (one
     per dataset and split: XGBoost and the best baseline by ±10%)."""
     frames, summary = {}, []
@@ -80,7 +84,7 @@ def block_tables(data: Path, datasets: list[str], lines: list[str]) -> tuple[dic
         png = scatter_png(
             preds,
             "xgboost",
-            OUT / f"scatter-{name.replace('/', '-')}.png",
+            out / f"scatter-{name.replace('/', '-')}.png",
             f"XGBoost, {name}, held-out blocks",
         )
         lines += [
@@ -173,7 +177,9 @@ def model_level(frames: dict, lines: list[str], splits: int = 10) -> None:
     lines.append("")
 
 
-def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: int) -> None:
+def adaptive_vs_random(
+    frames: dict, lines: list[str], steps: list[int], batch: int, out: Path = OUT
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -231,7 +237,7 @@ def adaptive_vs_random(frames: dict, lines: list[str], steps: list[int], batch: 
         ax.set_ylabel("share within ±10%")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "adaptive.png", dpi=120)
+    fig.savefig(out / "adaptive.png", dpi=120)
     lines += ["", "![adaptive](adaptive.png)", ""]
 
 
@@ -244,7 +250,7 @@ def _transfer_score(
     return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
 
 
-def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
+def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Path = OUT) -> None:
     """Every dataset is a source, read as the best it is read here (the drift-corrected median
     of its rounds where there is one: the source predictor is built once, from all its rounds);
     every other dataset a target, also read as the median of its rounds (then the few blocks
@@ -276,10 +282,12 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     drawn: set[str] = set()
+    fitted: dict[str, LatencyPredictor] = {}  # each source predictor built once
     for src, dst in pairs:
-        _, Xs, ys = frames[src]
         _, Xd, yd = frames[dst]
-        source = LatencyPredictor().fit(Xs, ys)
+        if src not in fitted:
+            fitted[src] = LatencyPredictor().fit(*frames[src][1:])
+        source = fitted[src]
         view = residual_design(Xd, source.predict(Xd))
         acc, mape, scratch = [], [], []
         for n in ns:
@@ -334,7 +342,7 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int) -> None:
         ax.set_ylabel("share within ±10% (other rows; dotted: best linear form on all rows)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "transfer.png", dpi=120)
+    fig.savefig(out / "transfer.png", dpi=120)
     lines += [
         "",
         f"Mean over {seeds} draws per point (k-means seeds for the covering picks). "
@@ -384,26 +392,47 @@ def main() -> None:
         "--median", default="", help="datasets also scored with the (drift-)median of repeats"
     )
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"the parts to run, of {','.join(SECTIONS)} (blocks always runs: the others use it)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help="folder for predictors.md and the PNGs (a partial run: not the README's default)",
+    )
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    sections = set(filter(None, args.sections.split(",")))
+    if unknown := sections - set(SECTIONS):
+        ap.error(f"unknown --sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     lines = ["# Predictor accuracy (benchmarks/predictors.py)", ""]
     datasets = args.datasets.split(",") if args.datasets else datasets_in(args.data)
     for name in filter(None, args.median.split(",")):
         at = datasets.index(name) + 1 if name in datasets else 0
         datasets[at:at] = [f"{name}/median", f"{name}/drift-median"]
-    frames, summary = block_tables(args.data, datasets, lines)
-    cross_validation(frames, lines)
-    model_level(frames, lines)
-    steps = [100, 200, 400] if args.quick else [100, 200, 400, 700, 1000, 1500, 2000]
-    single = {k: v for k, v in frames.items() if k.count("/") == 2}
-    adaptive_vs_random(single, lines, steps, batch=100 if args.quick else 150)
-    transfer(
-        frames,
-        lines,
-        [5, 10, 20, 50] if args.quick else [5, 10, 20, 30, 50],
-        2 if args.quick else 8,
-    )
-    throughput(frames, lines)
+    frames, summary = block_tables(args.data, datasets, lines, out)
+    if "cv" in sections:
+        cross_validation(frames, lines)
+    if "models" in sections:
+        model_level(frames, lines)
+    if "adaptive" in sections:
+        steps = [100, 200, 400] if args.quick else [100, 200, 400, 700, 1000, 1500, 2000]
+        single = {k: v for k, v in frames.items() if k.count("/") == 2}
+        adaptive_vs_random(single, lines, steps, 100 if args.quick else 150, out)
+    if "transfer" in sections:
+        transfer(
+            frames,
+            lines,
+            [5, 10, 20, 50] if args.quick else [5, 10, 20, 30, 50],
+            2 if args.quick else 8,
+            out,
+        )
+    if "throughput" in sections:
+        throughput(frames, lines)
     head = [
         lines[0],
         "",
@@ -415,8 +444,8 @@ def main() -> None:
         *summary,
         "",
     ]
-    (OUT / "predictors.md").write_text("\n".join(head + lines[2:]) + "\n")
-    print(f"written to {OUT / 'predictors.md'}")
+    (out / "predictors.md").write_text("\n".join(head + lines[2:]) + "\n")
+    print(f"written to {out / 'predictors.md'}")
 
 
 if __name__ == "__main__":
