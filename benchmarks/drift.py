@@ -1,11 +1,13 @@
 """Host drift during a measurement campaign, seen in the data itself.
 
     .venv/bin/python benchmarks/drift.py [--data datasets_latency] [--device D] [--bin 4min]
+        [--backends onnxruntime,eager] [--out DIR]
 
 For each backend, out-of-fold XGBoost predictions (5 folds) of every block row; the median
 ratio measured/predicted over time bins shows whether the host's speed moved while the rows
 were measured (the spec order is random with respect to time, so a trend is the machine, not
-the specs). Writes benchmarks/results/drift.md and drift.png.
+the specs). Writes benchmarks/results/drift.md and drift.png (or into ``--out``: another
+device's run, kept apart from the README's).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ def main() -> None:
     ap.add_argument("--device", default="intel-xeon-amx-2c", help="whose datasets")
     ap.add_argument("--backends", default="onnxruntime,eager")
     ap.add_argument("--bin", default="4min")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for drift.md and drift.png")
     args = ap.parse_args()
+    out = args.out
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,11 +67,11 @@ def main() -> None:
     ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
-    OUT.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT / "drift.png", dpi=120)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "drift.png", dpi=120)
     lines.append("![drift](drift.png)")
     lines += ["", *canary_correction(args.data, args.device, args.backends.split(",") + ["tvm"])]
-    (OUT / "drift.md").write_text("\n".join(lines) + "\n")
+    (out / "drift.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -185,7 +185,11 @@ def adaptive_vs_random(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 4.2), squeeze=False)
+    cols = min(4, len(frames))
+    rows = -(-len(frames) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(frames) :]:
+        ax.set_visible(False)
     lines += [
         "### Adaptive vs random sampling (held-out ±10% accuracy)",
         "",
@@ -193,7 +197,7 @@ def adaptive_vs_random(
         "|---|---:|---:|---:|",
     ]
     params = {"n_estimators": 300}
-    for ax, (name, (df, X, y)) in zip(axes[0], frames.items(), strict=True):
+    for ax, (name, (df, X, y)) in zip(axes.flat, frames.items(), strict=False):
         pool_idx, test_idx = random_split(len(y), seed=7)
         specs = block_specs(df[df["kind"] == "block"].reset_index(drop=True))
         Xt, yt = X.iloc[test_idx], y[test_idx]
@@ -253,8 +257,9 @@ def _transfer_score(
 def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Path = OUT) -> None:
     """Every dataset is a source, read as the best it is read here (the drift-corrected median
     of its rounds where there is one: the source predictor is built once, from all its rounds);
-    every other dataset a target, also read as the median of its rounds (then the few blocks
-    are measured in as many rounds)."""
+    every other dataset a target, read as its latest round and as the drift-corrected median of
+    its rounds (then the few blocks are measured in as many rounds); not as the plain median,
+    which keeps the host's drift between rounds (it is scored in the other sections)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,12 +268,17 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
     names = list(frames)
     bases = [n for n in names if n.count("/") == 2]
     sources = {b: f"{b}/drift-median" if f"{b}/drift-median" in frames else b for b in bases}
-    pairs = [(sources[a], b) for a in bases for b in names if b.split("/")[:3] != a.split("/")]
+    readings = [n for n in names if not n.endswith("/median")]
+    pairs = [(sources[a], b) for a in bases for b in readings if b.split("/")[:3] != a.split("/")]
     if not pairs:
         return
     targets = list(dict.fromkeys(b for _, b in pairs))
-    fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 4.4), squeeze=False)
-    panel = dict(zip(targets, axes[0], strict=True))
+    cols = min(4, len(targets))
+    rows = -(-len(targets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.flat[len(targets) :]:
+        ax.set_visible(False)
+    panel = dict(zip(targets, axes.flat, strict=False))
     lines += [
         "### Transfer to a new device or backend from a few measured blocks "
         "(±10% on all other rows)",
@@ -348,8 +358,8 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
         f"Mean over {seeds} draws per point (k-means seeds for the covering picks). "
         "Transfer: the linear form chosen by leave-one-out, then (10 blocks or more) the "
         "smooth residual. From scratch: FLOPs-linear below 30 "
-        "blocks, XGBoost from 30. A target ending in /median (/drift-median) is read as the "
-        "(drift-corrected) median of its "
+        "blocks, XGBoost from 30. A target ending in /drift-median is read as the "
+        "drift-corrected median of its "
         "rounds, the few measured blocks included (each measured in as many rounds). A source "
         "with repeated rounds is read as their drift-corrected median (its predictor is built "
         "once, from all it has).",
