@@ -24,29 +24,28 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from canao.profiling.fingerprint import read_identity
-from canao.profiling.store import read_all_rows, read_rows
+from canao.profiling.store import COMBINE, read_all_rows
 
 OUT = Path(__file__).parent / "results"
 
 
-def device_rows(data: Path, backend: str, threads: int, combine: str) -> dict[str, pd.DataFrame]:
-    """Valid rows of ``backend`` at ``threads`` per device, one per key (``combine``)."""
+def device_rows(
+    data: Path, backend: str, threads: int, combine: str
+) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
+    """Per device with rows of ``backend`` at ``threads``: its valid rows, one per key
+    (``combine``), and how many successful measurements each key has (``--remeasure``
+    rounds); each device's shards read once."""
     frames = {}
     for folder in sorted(p for p in data.iterdir() if (p / backend).is_dir()):
-        df = read_rows(folder / backend, combine)
-        if df.empty:
+        rows = read_all_rows(folder / backend)
+        if rows.empty:
             continue
-        df = df[(df["threads"] == threads) & df["error"].isna()]
-        if len(df):
-            frames[folder.name] = df
+        ok = (rows["threads"] == threads) & rows["error"].isna()
+        if ok.any():  # combined over every row, as read_rows does, then the thread count picked
+            one = COMBINE[combine](rows)
+            one = one[(one["threads"] == threads) & one["error"].isna()]
+            frames[folder.name] = (one, rows[ok].groupby("key").size())
     return frames
-
-
-def rounds_per_key(data: Path, device: str, backend: str, threads: int) -> pd.Series:
-    """How many successful measurements each key has (``--remeasure`` rounds)."""
-    df = read_all_rows(data / device / backend)
-    df = df[(df["threads"] == threads) & df["error"].isna()]
-    return df.groupby("key").size()
 
 
 def pair_table(frames: dict[str, pd.DataFrame], kind: str) -> list[str]:
@@ -97,8 +96,7 @@ def main() -> None:
         "| canary (ms) |",
         "|---|---|---:|---:|---|---:|---|",
     ]
-    for name, df in frames.items():
-        rounds = rounds_per_key(args.data, name, args.backend, args.threads)
+    for name, (df, rounds) in frames.items():
         canary = df["canary_ms"].dropna()
         span = (
             f"{canary.min():.2f}-{canary.max():.2f} ({canary.max() / canary.min() - 1:.0%})"
@@ -114,7 +112,7 @@ def main() -> None:
             f"| {rounds.min()}-{rounds.max()} | {df['noisy'].fillna(False).mean():.1%} | {span} |"
         )
     for kind in ("block", "model"):
-        lines += ["", *pair_table(frames, kind)]
+        lines += ["", *pair_table({d: rows for d, (rows, _) in frames.items()}, kind)]
     out = args.out or OUT / f"devices-{args.backend}-{args.threads}t.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

@@ -31,6 +31,7 @@ import argparse
 import copy
 import timeit
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,6 +178,16 @@ def model_level(frames: dict, lines: list[str], splits: int = 10) -> None:
     lines.append("")
 
 
+def _panels(plt: Any, n: int, height: float, cols: int = 4) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels, up to ``cols`` per row (the spare ones hidden), and the n axes."""
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5.5 * cols, height * rows), squeeze=False)
+    for ax in grid.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(grid.flat[:n])
+
+
 def adaptive_vs_random(
     frames: dict, lines: list[str], steps: list[int], batch: int, out: Path = OUT
 ) -> None:
@@ -185,11 +196,7 @@ def adaptive_vs_random(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = min(4, len(frames))
-    rows = -(-len(frames) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
-    for ax in axes.flat[len(frames) :]:
-        ax.set_visible(False)
+    fig, axes = _panels(plt, len(frames), 4.2)
     lines += [
         "### Adaptive vs random sampling (held-out ±10% accuracy)",
         "",
@@ -197,7 +204,7 @@ def adaptive_vs_random(
         "|---|---:|---:|---:|",
     ]
     params = {"n_estimators": 300}
-    for ax, (name, (df, X, y)) in zip(axes.flat, frames.items(), strict=False):
+    for ax, (name, (df, X, y)) in zip(axes, frames.items(), strict=True):
         pool_idx, test_idx = random_split(len(y), seed=7)
         specs = block_specs(df[df["kind"] == "block"].reset_index(drop=True))
         Xt, yt = X.iloc[test_idx], y[test_idx]
@@ -273,12 +280,8 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
     if not pairs:
         return
     targets = list(dict.fromkeys(b for _, b in pairs))
-    cols = min(4, len(targets))
-    rows = -(-len(targets) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.4 * rows), squeeze=False)
-    for ax in axes.flat[len(targets) :]:
-        ax.set_visible(False)
-    panel = dict(zip(targets, axes.flat, strict=False))
+    fig, axes = _panels(plt, len(targets), 4.4)
+    panel = dict(zip(targets, axes, strict=True))
     lines += [
         "### Transfer to a new device or backend from a few measured blocks "
         "(±10% on all other rows)",
