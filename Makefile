@@ -77,7 +77,7 @@ board: install
 	  echo "emulated aarch64 board not set up: its test will skip"
 
 pytest: install postgres cross board
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=15
 
 test: lint typecheck pytest
 

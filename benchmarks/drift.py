@@ -6,19 +6,24 @@
 For each backend, out-of-fold XGBoost predictions (5 folds) of every block row; the median
 ratio measured/predicted over time bins shows whether the host's speed moved while the rows
 were measured (the spec order is random with respect to time, so a trend is the machine, not
-the specs). Writes benchmarks/results/drift.md and drift.png (or into ``--out``: another
-device's run, kept apart from the README's).
+the specs). Where the blocks were measured in several rounds, the same over every round from the
+rows themselves: each row's latency over its key's median over the rounds, and canao's estimate
+of the host's speed at each row (``canao.profiling.store.host_speed``, what ``--combine
+drift-median`` divides out). Writes benchmarks/results/drift.md and drift.png (or into
+``--out``: another device's run, kept apart from the README's).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from canao.predictors.adaptive import out_of_fold
 from canao.predictors.evaluation import blocks_xy, load_rows
+from canao.profiling.store import host_speed, read_all_rows
 
 OUT = Path(__file__).parent / "results"
 
@@ -38,7 +43,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     lines = ["# Host drift during the measurement of the shipped blocks", ""]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax_all) = plt.subplots(1, 2, figsize=(13, 4))
     for backend in args.backends.split(","):
         df = load_rows(args.data, backend, args.device)
         X, y = blocks_xy(df)
@@ -61,10 +66,16 @@ def main() -> None:
         lines += [f"| {t:%H:%M} | {int(r['size'])} | {r['median']:.3f} |" for t, r in g.iterrows()]
         lines.append("")
         ax.plot(g.index, g["median"], marker="o", label=backend)
+        lines += every_round(args.data / args.device / backend, backend, args.bin, ax_all)
     ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_title("each block's latest row", fontsize=9)
     ax.set_ylabel("median measured / out-of-fold predicted")
-    ax.set_xlabel("time of measurement (UTC)")
-    ax.legend()
+    ax_all.set_title("every round: row / its key's median over the rounds", fontsize=9)
+    ax_all.set_ylabel("median per bin")
+    for a in (ax, ax_all):
+        a.set_xlabel("time of measurement (UTC)")
+        a.axhline(1.0, color="grey", lw=0.8)
+        a.legend(fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
@@ -73,6 +84,48 @@ def main() -> None:
     lines += ["", *canary_correction(args.data, args.device, args.backends.split(",") + ["tvm"])]
     (out / "drift.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def every_round(path: Path, backend: str, bin: str, ax: Any) -> list[str]:
+    """The host's speed over every round of the blocks under ``path``, per time bin: the median
+    of each row's latency over its key's median over all rounds (model-free; damped towards 1
+    where a key has few rounds), and of canao's drift estimate at each row. Nothing where no
+    block was measured twice."""
+    df = read_all_rows(path)
+    df = df[(df["kind"] == "block") & df["error"].isna()]
+    if df.empty or df.groupby(["threads", "key"]).size().max() < 2:
+        return []
+    df = df.assign(
+        raw=df["median_ms"] / df.groupby(["threads", "key"])["median_ms"].transform("median"),
+        speed=host_speed(df),
+        t=pd.to_datetime(df["timestamp"]),
+    )
+    lines = []
+    for threads, d in df.groupby("threads"):
+        bins = d.set_index("t").sort_index()[["raw", "speed"]].resample(bin)
+        med = bins.median()  # empty bins NaN: the drawn line breaks between rounds
+        g = med.assign(rows=bins.size()).dropna()
+        rounds = d["key"].value_counts()
+        lines += [
+            f"### {backend}, {threads} thread(s), every round: {len(d)} rows of {len(rounds)} "
+            f"blocks ({rounds.min()}-{rounds.max()} rounds each), {g.index[0]:%m-%d %H:%M} to "
+            f"{g.index[-1]:%m-%d %H:%M} UTC",
+            "",
+            f"Median row / key median per {bin} bin: {g['raw'].min():.3f} .. "
+            f"{g['raw'].max():.3f}; drift estimate {g['speed'].min():.3f} .. "
+            f"{g['speed'].max():.3f}.",
+            "",
+            "| bin (UTC) | rows | row / key median | drift estimate |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {t:%m-%d %H:%M} | {int(r['rows'])} | {r['raw']:.3f} | {r['speed']:.3f} |"
+                for t, r in g.iterrows()
+            ),
+            "",
+        ]
+        (curve,) = ax.plot(g.index, g["raw"], marker=".", ls="", label=f"{backend} {threads}t")
+        ax.plot(med.index, med["speed"], color=curve.get_color(), lw=0.8, label="drift estimate")
+    return lines
 
 
 def canary_correction(data: Path, device: str, backends: list[str]) -> list[str]:
