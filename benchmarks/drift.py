@@ -67,7 +67,6 @@ def main() -> None:
         lines.append("")
         ax.plot(g.index, g["median"], marker="o", label=backend)
         lines += every_round(args.data / args.device / backend, backend, args.bin, ax_all)
-    ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_title("each block's latest row", fontsize=9)
     ax.set_ylabel("median measured / out-of-fold predicted")
     ax_all.set_title("every round: row / its key's median over the rounds", fontsize=9)
