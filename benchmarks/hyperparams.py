@@ -1,0 +1,71 @@
+"""XGBoost's tree depth and number of trees against block accuracy, every block held out once.
+
+    .venv/bin/python benchmarks/hyperparams.py [--datasets D/B/Nt[/drift-median],...]
+
+For each dataset (read as ``benchmarks/predictors.py`` reads it), 5-fold cross-validation over
+three fold assignments of ``LatencyPredictor`` with its default parameters and with shallower
+trees in greater number; the mean share within ±5% / ±10% and the largest error of the three
+passes. Writes benchmarks/results/hyperparams.md. Run it alone: two XGBoost jobs side by side on
+2 cores slow each other by an order of magnitude.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+from typing import Any
+
+from canao.predictors.evaluation import blocks_xy, cross_validated, load_rows
+from canao.predictors.predictor import LatencyPredictor
+
+OUT = Path(__file__).parent / "results" / "hyperparams.md"
+DATASETS = (
+    "intel-xeon-amx-2c/onnxruntime/2t/drift-median",
+    "intel-xeon-amx-2c/eager/2t/drift-median",
+    "intel-xeon-amx-2c/tvm/2t",
+    "amd-epyc-avx512-2c/onnxruntime/1t/drift-median",
+    "amd-epyc-avx512-2c-f25m17/onnxruntime/1t/drift-median",
+)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default (depth 6, 800 trees)": {},
+    "depth 5, 1,200 trees": {"max_depth": 5, "n_estimators": 1200},
+    "depth 4, 2,000 trees": {"max_depth": 4, "n_estimators": 2000},
+    "depth 3, 3,000 trees": {"max_depth": 3, "n_estimators": 3000},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    lines = [
+        "# XGBoost depth and trees (benchmarks/hyperparams.py)",
+        "",
+        "Every block held out once: 5-fold cross-validation, three fold assignments (mean; "
+        "largest error of the three passes).",
+        "",
+        "| dataset | parameters | within ±5% | within ±10% | max error |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in args.datasets.split(","):
+        device, backend, threads, *combine = name.split("/")
+        df = load_rows(args.data, backend, device, int(threads.rstrip("t")), *combine)
+        X, y = blocks_xy(df)
+        for label, params in VARIANTS.items():
+            passes = cross_validated(X, y, functools.partial(LatencyPredictor, **params))
+            acc5 = sum(r["acc5"] for r in passes) / len(passes)
+            acc10 = sum(r["acc10"] for r in passes) / len(passes)
+            worst = max(r["max_err"] for r in passes)
+            row = f"| {name} | {label} | {acc5:.1%} | {acc10:.1%} | {worst:.1f}% |"
+            print(row, flush=True)
+            lines.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
