@@ -16,7 +16,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from canao.predictors.evaluation import blocks_xy, cross_validated, load_rows
+from canao.predictors.evaluation import blocks_xy, cross_validated, load_dataset
 from canao.predictors.predictor import LatencyPredictor
 
 OUT = Path(__file__).parent / "results" / "hyperparams.md"
@@ -51,9 +51,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|",
     ]
     for name in args.datasets.split(","):
-        device, backend, threads, *combine = name.split("/")
-        df = load_rows(args.data, backend, device, int(threads.rstrip("t")), *combine)
-        X, y = blocks_xy(df)
+        X, y = blocks_xy(load_dataset(args.data, name))
         for label, params in VARIANTS.items():
             passes = cross_validated(X, y, functools.partial(LatencyPredictor, **params))
             acc5 = sum(r["acc5"] for r in passes) / len(passes)

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from canao.predictors.baselines import BASELINES
-from canao.predictors.evaluation import blocks_xy, load_rows, out_of_range_split
+from canao.predictors.evaluation import blocks_xy, load_dataset, out_of_range_split
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import LatencyPredictor
 
@@ -31,9 +31,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="intel-xeon-amx-2c/tvm/2t")
     ap.add_argument("--by", default="seq_len,ffn", help="feature columns to group the rows by")
     args = ap.parse_args()
-    device, backend, threads, *combine = args.dataset.split("/")
-    df = load_rows(args.data, backend, device, int(threads.rstrip("t")), *combine)
-    X, y = blocks_xy(df)
+    X, y = blocks_xy(load_dataset(args.data, args.dataset))
     train, test, limits = out_of_range_split(X)
     models: dict[str, Any] = {
         "xgboost": LatencyPredictor(),

@@ -44,7 +44,7 @@ from canao.predictors.evaluation import (
     compare,
     cross_validated,
     format_table,
-    load_rows,
+    load_dataset,
     model_rows,
     random_split,
     scatter_png,
@@ -77,7 +77,7 @@ def block_tables(
     frames, summary = {}, []
     for name in datasets:
         device, backend, threads, *combine = name.split("/")
-        df = load_rows(data, backend, device, int(threads.rstrip("t")), *combine)
+        df = load_dataset(data, name)
         X, y = blocks_xy(df)
         frames[name] = (df, X, y)
         makers = {"xgboost": LatencyPredictor, **BASELINES}

@@ -82,3 +82,17 @@ def test_second_host_pairs_with_the_first() -> None:
     specs = [set(block_specs(d)) for d in (amd, intel)]
     assert len(amd) >= 1000 and specs[0] <= specs[1]
     assert amd["cpu_model"].str.contains("AMD").all()
+
+
+@pytest.mark.skipif(not (ROOT / "intel-xeon-amx-2c" / "tvm").exists(), reason="no tvm dataset")
+def test_load_dataset_reads_a_benchmark_name_as_load_rows_does() -> None:
+    import pandas as pd
+
+    from canao.predictors.evaluation import DatasetError, load_dataset, load_rows
+
+    named = load_dataset(ROOT, "intel-xeon-amx-2c/tvm/2t")
+    direct = load_rows(ROOT, "tvm", "intel-xeon-amx-2c", 2)
+    pd.testing.assert_frame_equal(named, direct)
+    for bad in ("intel-xeon-amx-2c/tvm", "intel-xeon-amx-2c/tvm/two", "a/b/2t/median/x"):
+        with pytest.raises(DatasetError, match="device/backend/<threads>t"):
+            load_dataset(ROOT, bad)

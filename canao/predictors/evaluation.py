@@ -66,6 +66,16 @@ def load_rows(
     return out
 
 
+def load_dataset(path: Path, name: str) -> pd.DataFrame:
+    """:func:`load_rows` of a dataset named ``device/backend/<threads>t[/combine]`` (as the
+    benchmarks name them, e.g. ``intel-xeon-amx-2c/onnxruntime/2t/drift-median``)."""
+    parts = name.split("/")
+    if len(parts) not in (3, 4) or not parts[2].endswith("t") or not parts[2][:-1].isdigit():
+        raise DatasetError(f"{name!r}: expected device/backend/<threads>t[/combine]")
+    device, backend, threads, *combine = parts
+    return load_rows(path, backend, device, int(threads[:-1]), *combine)
+
+
 def dataset_hash(df: pd.DataFrame) -> str:
     """A content hash of the rows a predictor was trained on (keys and medians)."""
     h = hashlib.sha256()
