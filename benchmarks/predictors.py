@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
     df = read_rows(data)
     df = df[(df["kind"] == "block") & df["error"].isna()]
     counts = df.groupby(["device", "backend", "threads"]).size().sort_values(ascending=False)
-    return [f"{d}/{b}/{t}t" for (d, b, t), n in counts.items() if n >= min_blocks]
+    pairs = zip(counts.index.tolist(), counts.tolist(), strict=True)
+    return [f"{d}/{b}/{t}t" for (d, b, t), n in pairs if n >= min_blocks]
 
 
 def block_tables(
@@ -80,7 +82,7 @@ def block_tables(
         df = load_dataset(data, name)
         X, y = blocks_xy(df)
         frames[name] = (df, X, y)
-        makers = {"xgboost": LatencyPredictor, **BASELINES}
+        makers: dict[str, Callable[[], Any]] = {"xgboost": LatencyPredictor, **BASELINES}
         table, preds = compare(X, y, makers)
         png = scatter_png(
             preds,
