@@ -67,8 +67,7 @@ def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
     df = read_rows(data)
     df = df[(df["kind"] == "block") & df["error"].isna()]
     counts = df.groupby(["device", "backend", "threads"]).size().sort_values(ascending=False)
-    pairs = zip(counts.index.tolist(), counts.tolist(), strict=True)
-    return [f"{d}/{b}/{t}t" for (d, b, t), n in pairs if n >= min_blocks]
+    return [f"{d}/{b}/{t}t" for d, b, t in counts[counts >= min_blocks].index.tolist()]
 
 
 def block_tables(

@@ -238,11 +238,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     """Block latency (ms) from block features, scikit-learn style.
 
     Parameters are XGBoost's; ``base`` is ``"nnls"`` (learn the log ratio to a fitted
-    analytic model) or ``"none"`` (learn log latency directly). The defaults, shallow trees
-    in number (depth 4, 2,000), score as well as XGBoost's usual depth 6 with 800 or better on
-    held-out blocks of the five datasets of ``benchmarks/hyperparams.py`` within ±10%, and
-    within ±5% on all but the eager one (84.1% against 84.3%); ``canao train --tune``
-    searches them per dataset.
+    analytic model) or ``"none"`` (learn log latency directly). The default trees, shallow
+    and many (depth 4, 2,000), were chosen by ``benchmarks/hyperparams.py`` (its results are
+    in ``benchmarks/results/hyperparams.md``); ``canao train --tune`` searches them per
+    dataset.
     """
 
     #: set by fit_transfer (None when not transferred)
