@@ -17,7 +17,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from canao.predictors.evaluation import blocks_xy, cross_validated, load_dataset
+from canao.predictors.evaluation import blocks_xy, cross_validated, load_dataset, pooled
 from canao.predictors.predictor import LatencyPredictor
 
 OUT = Path(__file__).parent / "results" / "hyperparams.md"
@@ -54,11 +54,8 @@ def main() -> None:
     for name in args.datasets.split(","):
         X, y = blocks_xy(load_dataset(args.data, name))
         for label, params in VARIANTS.items():
-            passes = cross_validated(X, y, functools.partial(LatencyPredictor, **params))
-            acc5 = sum(r["acc5"] for r in passes) / len(passes)
-            acc10 = sum(r["acc10"] for r in passes) / len(passes)
-            worst = max(r["max_err"] for r in passes)
-            row = f"| {name} | {label} | {acc5:.1%} | {acc10:.1%} | {worst:.1f}% |"
+            m = pooled(cross_validated(X, y, functools.partial(LatencyPredictor, **params)))
+            row = f"| {name} | {label} | {m['acc5']:.1%} | {m['acc10']:.1%} | {m['max_err']:.1f}% |"
             print(row, flush=True)
             lines.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)

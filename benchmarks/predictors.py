@@ -47,6 +47,8 @@ from canao.predictors.evaluation import (
     format_table,
     load_dataset,
     model_rows,
+    parse_dataset_name,
+    pooled,
     random_split,
     scatter_png,
 )
@@ -77,7 +79,7 @@ def block_tables(
     per dataset and split: XGBoost and the best baseline by ±10%)."""
     frames, summary = {}, []
     for name in datasets:
-        device, backend, threads, *combine = name.split("/")
+        device, backend, threads, combine = parse_dataset_name(name)
         df = load_dataset(data, name)
         X, y = blocks_xy(df)
         frames[name] = (df, X, y)
@@ -90,8 +92,8 @@ def block_tables(
             f"XGBoost, {name}, held-out blocks",
         )
         lines += [
-            f"### Blocks: {device} / {backend}, {threads.rstrip('t')} threads"
-            + (f", repeated measurements combined by {combine[0]}" if combine else "")
+            f"### Blocks: {device} / {backend}, {threads} threads"
+            + (f", repeated measurements combined by {combine}" if combine else "")
             + f" ({len(y)} rows)",
             "",
             format_table(table),
@@ -135,11 +137,12 @@ def cross_validation(frames: dict, lines: list[str]) -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, (_, X, y) in frames.items():
-        m = pd.DataFrame(cross_validated(X, y, LatencyPredictor))
+        passes = cross_validated(X, y, LatencyPredictor)
+        m, acc5, acc10 = pooled(passes), [p["acc5"] for p in passes], [p["acc10"] for p in passes]
         lines.append(
-            f"| {name} | {len(y)} | {m['mape'].mean():.2f}% | {m['acc5'].mean():.1%} "
-            f"({m['acc5'].min():.1%}-{m['acc5'].max():.1%}) | {m['acc10'].mean():.1%} "
-            f"({m['acc10'].min():.1%}-{m['acc10'].max():.1%}) | {m['max_err'].max():.1f}% |"
+            f"| {name} | {len(y)} | {m['mape']:.2f}% | {m['acc5']:.1%} "
+            f"({min(acc5):.1%}-{max(acc5):.1%}) | {m['acc10']:.1%} "
+            f"({min(acc10):.1%}-{max(acc10):.1%}) | {m['max_err']:.1f}% |"
         )
         print(lines[-1], flush=True)
     lines.append("")

@@ -88,8 +88,15 @@ def test_second_host_pairs_with_the_first() -> None:
 def test_load_dataset_reads_a_benchmark_name_as_load_rows_does() -> None:
     import pandas as pd
 
-    from canao.predictors.evaluation import DatasetError, load_dataset, load_rows
+    from canao.predictors.evaluation import (
+        DatasetError,
+        load_dataset,
+        load_rows,
+        parse_dataset_name,
+    )
 
+    assert parse_dataset_name("d/b/2t/drift-median") == ("d", "b", 2, "drift-median")
+    assert parse_dataset_name("d/b/12t") == ("d", "b", 12, None)
     named = load_dataset(ROOT, "intel-xeon-amx-2c/tvm/2t")
     direct = load_rows(ROOT, "tvm", "intel-xeon-amx-2c", 2)
     pd.testing.assert_frame_equal(named, direct)

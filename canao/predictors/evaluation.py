@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +66,21 @@ def load_rows(
     return out
 
 
-def load_dataset(path: Path, name: str) -> pd.DataFrame:
-    """:func:`load_rows` of a dataset named ``device/backend/<threads>t[/combine]`` (as the
-    benchmarks name them, e.g. ``intel-xeon-amx-2c/onnxruntime/2t/drift-median``)."""
+def parse_dataset_name(name: str) -> tuple[str, str, int, str | None]:
+    """``(device, backend, threads, combine or None)`` of a dataset named
+    ``device/backend/<threads>t[/combine]`` (as the benchmarks name them, e.g.
+    ``intel-xeon-amx-2c/onnxruntime/2t/drift-median``)."""
     parts = name.split("/")
     if len(parts) not in (3, 4) or not parts[2].endswith("t") or not parts[2][:-1].isdigit():
         raise DatasetError(f"{name!r}: expected device/backend/<threads>t[/combine]")
     device, backend, threads, *combine = parts
-    return load_rows(path, backend, device, int(threads[:-1]), *combine)
+    return device, backend, int(threads[:-1]), combine[0] if combine else None
+
+
+def load_dataset(path: Path, name: str) -> pd.DataFrame:
+    """:func:`load_rows` of a dataset named as :func:`parse_dataset_name` reads it."""
+    device, backend, threads, combine = parse_dataset_name(name)
+    return load_rows(path, backend, device, threads, combine or "latest")
 
 
 def dataset_hash(df: pd.DataFrame) -> str:
@@ -167,17 +174,26 @@ def cross_validated(
     return out
 
 
+def pooled(passes: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The metrics of several :func:`cross_validated` passes as one: each one's mean, but the
+    largest error is the worst pass's (a row badly predicted in one pass is not averaged away
+    by the others)."""
+    out = {k: float(np.mean([p[k] for p in passes])) for k in passes[0]}
+    out["max_err"] = max(p["max_err"] for p in passes)
+    return out
+
+
 def cv_table(
     X: pd.DataFrame, y: np.ndarray, makers: Mapping[str, Callable[[], Any]], folds: int = 5
 ) -> pd.DataFrame:
     """Rows like :func:`compare`'s (split ``<folds>-fold cv``): each model's metrics with every
-    row held out once, averaged over three fold assignments (:func:`cross_validated`;
+    row held out once, over three fold assignments (:func:`cross_validated`, :func:`pooled`;
     scikit-learn's ``KFold`` refuses fewer than 2 folds or more folds than rows)."""
     rows = []
     for name, make in makers.items():
-        mean = pd.DataFrame(cross_validated(X, y, make, folds)).mean()
+        metrics = pooled(cross_validated(X, y, make, folds))
         train = len(y) - len(y) // folds
-        rows.append({"split": f"{folds}-fold cv", "model": name, "train": train, **mean})
+        rows.append({"split": f"{folds}-fold cv", "model": name, "train": train, **metrics})
     return pd.DataFrame(rows)
 
 

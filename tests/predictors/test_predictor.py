@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from canao.predictors.baselines import BASELINES
-from canao.predictors.evaluation import cross_validated, out_of_range_split, random_split
+from canao.predictors.evaluation import (
+    cross_validated,
+    out_of_range_split,
+    pooled,
+    random_split,
+)
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
@@ -52,6 +57,9 @@ def test_cross_validation_holds_every_row_out(synthetic_blocks) -> None:
     assert [m["n"] for m in passes] == [len(y), len(y)]
     assert all(m["acc10"] < 0.5 for m in passes), passes
     assert passes[0]["mape"] != passes[1]["mape"]  # another fold assignment, other neighbours
+    both = pooled(passes)
+    assert both["mape"] == pytest.approx((passes[0]["mape"] + passes[1]["mape"]) / 2)
+    assert both["max_err"] == max(m["max_err"] for m in passes)  # the worst pass, not the mean
 
 
 def test_analytic_base_extrapolates(synthetic_blocks) -> None:
