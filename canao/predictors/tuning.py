@@ -11,14 +11,23 @@ from sklearn.model_selection import KFold
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import LatencyPredictor
 
+#: what ``tune`` may minimise: a key of :func:`~canao.predictors.metrics.error_metrics`
+METRICS = ("rmspe", "mape")
 
-def cv_rmspe(
-    params: dict[str, Any], X: pd.DataFrame, y: np.ndarray, folds: int, seed: int
+
+def cv_score(
+    params: dict[str, Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    metric: str = "rmspe",
 ) -> float:
+    """Mean of ``metric`` over the held-out folds of ``folds``-fold CV (seeded)."""
     scores = []
     for tr, va in KFold(folds, shuffle=True, random_state=seed).split(X):
         model = LatencyPredictor(**params).fit(X.iloc[tr], y[tr])
-        scores.append(error_metrics(y[va], model.predict(X.iloc[va]))["rmspe"])
+        scores.append(error_metrics(y[va], model.predict(X.iloc[va]))[metric])
     return float(np.mean(scores))
 
 
@@ -29,8 +38,12 @@ def tune(
     folds: int = 3,
     seed: int = 0,
     base: str = "nnls",
+    metric: str = "rmspe",
 ) -> tuple[dict[str, Any], float]:
-    """Best parameters by ``folds``-fold CV RMSPE (TPE, seeded); returns (params, rmspe)."""
+    """Best parameters by ``folds``-fold CV ``metric`` (one of ``METRICS``; TPE, seeded), the
+    defaults tried first; returns (params, their CV score)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,7 +59,7 @@ def tune(
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10, log=True),
             "base": base,
         }
-        return cv_rmspe(params, X, y, folds, seed)
+        return cv_score(params, X, y, folds, seed, metric)
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({k: v for k, v in LatencyPredictor().get_params().items() if k in _TUNED})

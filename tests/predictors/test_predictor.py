@@ -187,3 +187,16 @@ def test_baselines_fit_and_predict(name, synthetic_blocks) -> None:
     assert m["kendall_tau"] > 0.7, (name, m)
     with pytest.raises(NotFittedError):
         BASELINES[name]().predict(X)
+
+
+def test_tune_tries_the_defaults_first_so_never_picks_worse(synthetic_blocks) -> None:
+    from canao.predictors.tuning import cv_score, tune
+
+    _, X, y = synthetic_blocks
+    X, y = X.iloc[:300], y[:300]
+    params, score = tune(X, y, n_trials=3, metric="mape")
+    defaults = cv_score({}, X, y, folds=3, seed=0, metric="mape")
+    assert score <= defaults + 1e-9, (score, defaults)
+    assert params["base"] == "nnls" and {"max_depth", "n_estimators"} <= set(params)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        tune(X, y, metric="acc10")
