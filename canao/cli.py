@@ -685,6 +685,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
     if args.transfer_from and args.few < 3:
         raise UsageError("--few must be >= 3 (a transfer fits a few coefficients)")
+    if args.tune_metric != "rmspe" and not args.tune:
+        raise UsageError("--tune-metric applies to --tune")
     df = _load_training_rows(args)
     canary_ms = canary_reference(df) if args.drift == "canary" and not args.transfer_from else None
     X, y = blocks_xy(df, canary_ms)

@@ -65,6 +65,8 @@ def test_train_predict_evaluate(dataset, tmp_path, capsys) -> None:
     assert info["metrics"]["models_heldout"]["acc10"] > 0.9
     assert main(argv) == 2  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite", "--tune-metric", "mape"]) == 2  # without --tune
+    assert "--tune-metric applies to --tune" in capsys.readouterr().err
     assert main(["predict", "--predictor", str(pred), "--arch", "bert-mini", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     truth = synthetic_ms(list(ArchSpec.named("bert-mini").blocks())).sum() + 0.1
