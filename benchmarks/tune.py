@@ -54,15 +54,15 @@ def main() -> None:
             for label, params in variants.items():
                 model = LatencyPredictor(**params).fit(X.iloc[tr], y[tr])
                 m = error_metrics(y[te], model.predict(X.iloc[te]))
-                depth, trees = model.get_params()["max_depth"], model.get_params()["n_estimators"]
+                fitted = model.get_params()
                 rows.append(
                     {
                         "dataset": name,
                         "split": seed,
                         "parameters": label,
                         **m,
-                        "depth": depth,
-                        "trees": trees,
+                        "depth": fitted["max_depth"],
+                        "trees": fitted["n_estimators"],
                     }
                 )
                 print(f"  {label}: ±5% {m['acc5']:.1%}, ±10% {m['acc10']:.1%}", flush=True)
