@@ -563,6 +563,7 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
     from canao.profiling.store import read_rows
 
     df = read_rows(path)
+    retired = _retired_rows(path)
     out = []
     for (device, backend), g in df.groupby(["device", "backend"], sort=True):
         ok = g[g["error"].isna()]
@@ -603,8 +604,35 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
                 "cpu": _device_record(path, str(device)),
                 "coverage": coverage,
                 "measured": [str(g["timestamp"].min()), str(g["timestamp"].max())],
+                **retired.get((str(device), str(backend)), {"retired_rows": 0, "retired": []}),
             }
         )
+    return out
+
+
+def _retired_rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (device, backend) under ``path`` whose folder retired rows (``canao dataset
+    retire``): how many rows, and its retirements."""
+    from canao.profiling.store import (
+        is_retired,
+        read_all_rows,
+        retired_before,
+        retirements,
+        shard_files,
+    )
+
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for folder in sorted({p.parent for p in shard_files(path)}):
+        cutoff = retired_before(folder)
+        if cutoff is None:
+            continue
+        rows = read_all_rows(folder, retired=True)
+        gone = rows[is_retired(rows["timestamp"], cutoff)]
+        for (device, backend), g in gone.groupby(["device", "backend"]):
+            out[(str(device), str(backend))] = {
+                "retired_rows": len(g),
+                "retired": retirements(folder),
+            }
     return out
 
 
@@ -646,8 +674,31 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
             print(f"  host drift: canary block {lo:.3f} .. {hi:.3f} ms ({hi / lo - 1:.1%} spread)")
         else:
             print("  host drift: not tracked (measured without a canary)")
+        if s["retired_rows"]:
+            last = s["retired"][-1]
+            print(
+                f"  retired (kept on disk, not read): {s['retired_rows']} rows measured before "
+                f"{last['before']}: {last['reason']}"
+            )
         for dim, c in s["coverage"].items():
             print(f"  {dim:>10}: {c['min']:>6} .. {c['max']:<6} ({c['distinct']} distinct)")
+    return 0
+
+
+def cmd_dataset_retire(args: argparse.Namespace) -> int:
+    from canao.profiling.store import StoreError, retire
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such folder")
+    try:
+        gone, rows = retire(path, args.before, args.reason)
+    except StoreError as e:
+        raise UsageError(str(e)) from None
+    print(
+        f"{path}: {gone} of {rows} rows measured before {args.before} retired "
+        f"(kept on disk; {path / 'retired.jsonl'} says why)"
+    )
     return 0
 
 
@@ -1136,6 +1187,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("path", help="a dataset root, device or backend folder, or a shard")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_dataset_info)
+    d = dsub.add_parser(
+        "retire",
+        help="stop reading a backend folder's rows measured before a time (kept on disk)",
+        description="Retire the rows of one <device>/<backend> folder measured before --before: "
+        "they stay in their shards, a line in the folder's retired.jsonl says which and why, and "
+        "no reader (train, evaluate, the benchmarks, --combine median) sees them; keys left with "
+        "no other row count as unmeasured, so canao profile measures them again. For rows that "
+        "no longer describe the backend, e.g. measured before its build settings changed. "
+        "Delete the line from retired.jsonl to undo.",
+    )
+    d.add_argument("path", help="one store folder: <root>/<device>/<backend>")
+    d.add_argument("--before", required=True, help="ISO 8601 time, e.g. 2026-11-22T15:09:00Z")
+    d.add_argument("--reason", required=True, help="why (kept in retired.jsonl)")
+    d.set_defaults(func=cmd_dataset_retire)
 
     p = sub.add_parser("train", help="train a latency predictor on a dataset")
     p.add_argument("--data", default=str(DEFAULT_ROOT), help="latency dataset folder")

@@ -83,6 +83,31 @@ def test_dataset_info_rejects_non_datasets(capsys, tmp_path) -> None:
     assert "not a canao latency dataset" in _one_error_line(capsys)
 
 
+def test_dataset_retire(capsys, tmp_path) -> None:
+    """canao dataset retire: the folder's older rows stop being read and dataset info says so;
+    a bad folder or time is one clear error."""
+    from canao.profiling.store import LatencyStore
+    from tests.profiling.test_store import make_row
+
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        store.extend({**make_row(i), "timestamp": f"2026-01-0{i + 1}T00:00:00Z"} for i in range(4))
+    folder = str(tmp_path / "dev" / "eager")
+    argv = ["dataset", "retire", folder, "--before", "2026-01-03", "--reason", "old build"]
+    assert main(argv) == 0
+    assert "2 of 4 rows measured before 2026-01-03 retired" in capsys.readouterr().out
+    assert sorted(read_rows(tmp_path)["hidden"]) == [66, 67]
+    assert main(["dataset", "info", str(tmp_path), "--json"]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert info["rows"] == 2 and info["retired_rows"] == 2
+    assert info["retired"][0]["before"] == "2026-01-03T00:00:00Z"
+    assert main(["dataset", "info", folder]) == 0
+    assert "retired (kept on disk, not read): 2 rows measured before" in capsys.readouterr().out
+    assert main([*argv[:2], str(tmp_path), *argv[3:]]) == 2
+    assert "not a store folder" in _one_error_line(capsys)
+    assert main([*argv[:4], "soon", *argv[5:]]) == 2
+    assert "'soon' is not an ISO 8601 time" in _one_error_line(capsys)
+
+
 def test_profile_refuses_a_folder_measured_on_another_cpu(capsys, tmp_path) -> None:
     from canao.profiling.fingerprint import DEVICE_FILE
 

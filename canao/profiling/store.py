@@ -26,6 +26,9 @@ import pyarrow.parquet as pq
 
 JOURNAL = "_journal.jsonl"
 LOCK = ".lock"
+#: a store folder's retirements (:func:`retire`): rows measured before a cutoff, kept on disk,
+#: that no reader sees
+RETIRED = "retired.jsonl"
 
 _INT, _F, _S, _B = pa.int32(), pa.float64(), pa.string(), pa.bool_()
 
@@ -97,18 +100,97 @@ def shard_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
 
 
-def read_all_rows(path: Path) -> pd.DataFrame:
-    """Every row under ``path`` (shards and unfolded journals), re-measurements included."""
+def _utc(stamp: str) -> pd.Timestamp:
+    t = pd.Timestamp(stamp)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def retirements(folder: Path) -> list[dict[str, Any]]:
+    """The retirements of one store folder (:func:`retire`), oldest first."""
+    path = Path(folder) / RETIRED
+    if not path.exists():
+        return []
+    out = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                _utc(entry["before"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise StoreError(
+                    f"{path}, line {n}: not a retirement ({line.strip()[:80]!r})"
+                ) from None
+            out.append(entry)
+    return out
+
+
+def retired_before(folder: Path) -> pd.Timestamp | None:
+    """The cutoff below which a store folder's rows are retired (the latest of its
+    retirements), or None."""
+    stamps = [_utc(e["before"]) for e in retirements(folder)]
+    return max(stamps) if stamps else None
+
+
+def is_retired(stamps: pd.Series, cutoff: pd.Timestamp | None) -> np.ndarray:
+    """Which of the rows measured at ``stamps`` a store folder retired at ``cutoff``; a row with
+    no timestamp is never retired."""
+    if cutoff is None:
+        return np.zeros(len(stamps), dtype=bool)
+    t = pd.to_datetime(stamps, utc=True, errors="coerce")
+    return (t < cutoff).fillna(False).to_numpy(dtype=bool)
+
+
+def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
+    """Every row under ``path`` (shards and unfolded journals), re-measurements included, but not
+    the rows their store folder retired (:func:`retire`) unless ``retired``."""
     path = Path(path)
-    frames = [pq.read_table(p).to_pandas() for p in shard_files(path)]
+    frames = [(p.parent, pq.read_table(p).to_pandas()) for p in shard_files(path)]
     journals = [path] if path.name == JOURNAL else sorted(path.rglob(JOURNAL))
     for j in journals:
         rows = list(_read_journal(j))
         if rows:
-            frames.append(pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas())
+            frames.append((j.parent, pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas()))
+    if not retired:
+        cutoffs = {folder: retired_before(folder) for folder, _ in frames}
+        frames = [(f, df[~is_retired(df["timestamp"], cutoffs[f])]) for f, df in frames]
+    frames = [(f, df) for f, df in frames if len(df)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    return pd.concat(frames, ignore_index=True).reindex(columns=list(COLUMNS))
+    return pd.concat([df for _, df in frames], ignore_index=True).reindex(columns=list(COLUMNS))
+
+
+def retire(folder: Path, before: str, reason: str) -> tuple[int, int]:
+    """Retire the rows of one store folder measured before ``before`` (an ISO 8601 time; UTC if
+    it names no zone): they stay on disk, and a line appended to the folder's ``retired.jsonl``
+    says which and why, but no reader sees them (:func:`read_all_rows`), and a key left with no
+    other row counts as unmeasured, so ``canao profile`` measures it again. For rows that no
+    longer describe the backend (its build settings changed since they were measured): unlike
+    a re-measurement, which only :func:`latest` lets supersede them, they would otherwise stay
+    in every median. Returns the rows retired and the rows in the folder."""
+    folder = Path(folder)
+    if not shard_files(folder) or any(p.parent != folder for p in shard_files(folder)):
+        raise StoreError(f"{folder}: not a store folder (one <device>/<backend> folder of shards)")
+    if not reason.strip():
+        raise StoreError("say why the rows are retired (a reason)")
+    try:
+        cutoff = _utc(before)
+    except ValueError:
+        raise StoreError(
+            f"{before!r} is not an ISO 8601 time (e.g. 2026-11-22T15:09:00Z)"
+        ) from None
+    now = pd.Timestamp.now(tz="UTC")
+    if cutoff > now:
+        raise StoreError(f"{before} is in the future: only rows already measured can be retired")
+    stamp = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = {"before": stamp, "reason": reason.strip(), "at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    with open(folder / RETIRED, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    stamps = read_all_rows(folder, retired=True)["timestamp"]
+    return int(is_retired(stamps, retired_before(folder)).sum()), len(stamps)
 
 
 def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:
@@ -364,11 +446,14 @@ class LatencyStore:
 
     # -- reading -------------------------------------------------------------------------------
     def keys(self) -> set[str]:
-        """Keys already stored (shards and journal)."""
+        """Keys already stored (shards and journal), less those whose every row is retired
+        (:func:`retire`)."""
         if self._keys is None:
+            cutoff = retired_before(self.path)
             keys: set[str] = set()
             for p in shard_files(self.path):
-                keys.update(pq.read_table(p, columns=["key"]).column("key").to_pylist())
+                t = pq.read_table(p, columns=["key", "timestamp"]).to_pandas()
+                keys.update(t["key"][~is_retired(t["timestamp"], cutoff)])
             if (self.path / JOURNAL).exists():
                 keys.update(r["key"] for r in _read_journal(self.path / JOURNAL))
             self._keys = keys

@@ -23,7 +23,9 @@ from canao.profiling.store import (
     drift_median,
     host_speed,
     median_of_repeats,
+    read_all_rows,
     read_rows,
+    retire,
     shard_files,
     unsettled_keys,
 )
@@ -82,6 +84,47 @@ def test_remeasure_supersedes_and_keeps_the_old_row(tmp_path: Path) -> None:
     with LatencyStore(tmp_path, "dev", "eager") as store:  # reopening duplicates nothing
         assert len(store) == 3
     assert len(pd.concat(pd.read_parquet(p) for p in shard_files(tmp_path))) == 5
+
+
+def test_retired_rows_stay_on_disk_and_are_read_by_nobody(tmp_path: Path) -> None:
+    """Rows measured before a retirement's cutoff drop out of every combine (a median no
+    longer mixes them in), a key with no other row counts as unmeasured again, and the shards
+    are untouched; bad cutoffs, folders and files are refused."""
+    old = [{**make_row(i), "timestamp": f"2026-01-01T0{i}:00:00Z"} for i in range(3)]
+    new = [
+        {**make_row(i), "median_ms": 5.0 + i, "timestamp": "2026-01-02T00:00:00Z"} for i in (0, 1)
+    ]
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        store.extend(old)
+        for row in new:
+            store.append(row, remeasure=True)
+    folder = tmp_path / "dev" / "eager"
+
+    def medians() -> list[float]:
+        return read_rows(tmp_path, "median").sort_values("key")["median_ms"].tolist()
+
+    assert medians() == [3.0, 4.0, 3.0]
+    assert retire(folder, "2026-01-01T01:30", "built without fast math") == (2, 5)
+    assert medians() == [5.0, 6.0, 3.0]
+    assert len(read_all_rows(tmp_path)) == 3 and len(read_all_rows(folder, retired=True)) == 5
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        assert len(store) == 3  # the retired rows' keys have newer rows
+    assert retire(folder, "2026-01-01T05:00:00+02:00", "later") == (3, 5)  # the latest cutoff
+    assert read_rows(tmp_path)["key"].tolist() == ["block:0|t2", "block:1|t2"]
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        assert "block:2|t2" not in store and store.append(make_row(2))  # measured again
+    assert len(pd.concat(pd.read_parquet(p) for p in shard_files(tmp_path))) == 6
+    with pytest.raises(StoreError, match="not a store folder"):
+        retire(tmp_path, "2026-01-01", "why")
+    with pytest.raises(StoreError, match="ISO 8601"):
+        retire(folder, "yesterday", "why")
+    with pytest.raises(StoreError, match="future"):
+        retire(folder, "2999-01-01", "why")
+    with pytest.raises(StoreError, match="a reason"):
+        retire(folder, "2026-01-01", " ")
+    (folder / "retired.jsonl").write_text("{not json\n")
+    with pytest.raises(StoreError, match="line 1: not a retirement"):
+        read_rows(tmp_path)
 
 
 def test_median_of_repeats(tmp_path: Path) -> None:
