@@ -1220,7 +1220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=30)
     p.add_argument(
         "--tune-metric",
-        choices=("rmspe", "mape"),  # canao.predictors.tuning.METRICS, not imported at start-up
+        choices=("rmspe", "mape"),  # tuning.METRICS (not imported at start-up; a test twins them)
         help="what --tune minimises, by 3-fold cross-validation (default: rmspe)",
     )
     p.add_argument(

@@ -200,3 +200,16 @@ def test_tune_tries_the_defaults_first_so_never_picks_worse(synthetic_blocks) ->
     assert params["base"] == "nnls" and {"max_depth", "n_estimators"} <= set(params)
     with pytest.raises(ValueError, match="metric must be one of"):
         tune(X, y, metric="acc10")
+
+
+def test_cli_tune_metric_choices_are_the_tuners() -> None:
+    """`canao train --tune-metric` offers exactly the metrics `tune` minimises (the CLI keeps a
+    literal twin so that start-up does not import XGBoost)."""
+    import argparse
+
+    from canao.cli import build_parser
+    from canao.predictors.tuning import METRICS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices["train"]._actions if a.dest == "tune_metric")
+    assert tuple(action.choices) == METRICS
