@@ -702,6 +702,28 @@ def cmd_dataset_retire(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_compact(args: argparse.Namespace) -> int:
+    from canao.profiling.store import LatencyStore, StoreError, shard_files
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such folder")
+    folders = sorted({p.parent for p in shard_files(path)})
+    if not folders:
+        raise UsageError(f"{path}: not a canao latency dataset (no shards found)")
+    for folder in folders:
+        try:
+            with LatencyStore(folder.parent.parent, folder.parent.name, folder.name) as store:
+                shards, before, after, rows = store.compact()
+        except StoreError as e:
+            raise UsageError(f"{folder}: {e}") from None
+        print(
+            f"{folder}: {shards} shards, {before / 2**20:.2f} MiB -> 1 shard, "
+            f"{after / 2**20:.2f} MiB; {rows} rows kept"
+        )
+    return 0
+
+
 # -- canao train / predict / evaluate ---------------------------------------------------------
 def _threads_used(df: Any) -> list[int]:
     """The thread counts of a predictor's rows, as its meta.json records them."""
@@ -1201,6 +1223,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--before", required=True, help="ISO 8601 time, e.g. 2026-11-22T15:09:00Z")
     d.add_argument("--reason", required=True, help="why (kept in retired.jsonl)")
     d.set_defaults(func=cmd_dataset_retire)
+    d = dsub.add_parser(
+        "compact",
+        help="fold each backend folder's shards into one (every row kept)",
+        description="Fold the shards of every <device>/<backend> folder below PATH into one "
+        "shard per folder: the same rows in the same order (retired ones included), read back "
+        "and compared before the old shards are removed; many 200-row shards compress about "
+        "half as well as one. Takes each folder's writer lock, so it waits for no running "
+        "profile: it refuses a folder being written.",
+    )
+    d.add_argument("path", help="a dataset root, device or backend folder")
+    d.set_defaults(func=cmd_dataset_compact)
 
     p = sub.add_parser("train", help="train a latency predictor on a dataset")
     p.add_argument("--data", default=str(DEFAULT_ROOT), help="latency dataset folder")

@@ -108,6 +108,28 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert "'soon' is not an ISO 8601 time" in _one_error_line(capsys)
 
 
+def test_dataset_compact(capsys, tmp_path) -> None:
+    """canao dataset compact: one shard per backend folder, every row kept; a folder being
+    written is refused with one clear error."""
+    from canao.profiling.store import LatencyStore, shard_files
+    from tests.profiling.test_store import make_row
+
+    for backend in ("eager", "onnxruntime"):
+        with LatencyStore(tmp_path, "dev", backend, flush_every=2) as store:
+            store.extend(make_row(i, backend=backend) for i in range(5))
+    before = read_all_rows(tmp_path)
+    assert main(["dataset", "compact", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("3 shards") == 2 and out.count("5 rows kept") == 2
+    assert len(shard_files(tmp_path)) == 2
+    pd.testing.assert_frame_equal(read_all_rows(tmp_path), before)
+    with LatencyStore(tmp_path, "dev", "eager"):  # a profile run writing to it
+        assert main(["dataset", "compact", str(tmp_path / "dev" / "eager")]) == 2
+    assert "another process is writing" in _one_error_line(capsys)
+    assert main(["dataset", "compact", str(tmp_path / "none")]) == 2
+    assert "no such folder" in _one_error_line(capsys)
+
+
 def test_profile_refuses_a_folder_measured_on_another_cpu(capsys, tmp_path) -> None:
     from canao.profiling.fingerprint import DEVICE_FILE
 

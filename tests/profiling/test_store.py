@@ -14,6 +14,7 @@ import pytest
 
 from canao.profiling.store import (
     COLUMNS,
+    COMPACTING,
     JOURNAL,
     MEDIAN_SE_PER_IQR,
     LatencyStore,
@@ -125,6 +126,52 @@ def test_retired_rows_stay_on_disk_and_are_read_by_nobody(tmp_path: Path) -> Non
     (folder / "retired.jsonl").write_text("{not json\n")
     with pytest.raises(StoreError, match="line 1: not a retirement"):
         read_rows(tmp_path)
+
+
+def test_compact_keeps_every_row_and_survives_a_crash(tmp_path: Path) -> None:
+    """Many shards fold into one with the same rows in the same order, an old shard without a
+    later column included; a compaction cut short after its shard was renamed reads no row
+    twice, and the next open finishes it."""
+    import pyarrow.parquet as pq
+
+    rows = [{**make_row(i), "timestamp": f"2026-01-01T00:00:{i:02d}Z"} for i in range(7)]
+    with LatencyStore(tmp_path, "dev", "eager", flush_every=2) as store:
+        store.extend(rows)
+        store.append({**rows[3], "median_ms": 9.0, "timestamp": "2026-01-02T00:00:00Z"}, True)
+    folder = tmp_path / "dev" / "eager"
+    first = shard_files(folder)[0]  # as a shard written before canary_ms existed
+    pq.write_table(pq.read_table(first).drop_columns(["canary_ms"]), first)
+    before = read_all_rows(tmp_path)
+    assert len(shard_files(folder)) == 4 and len(before) == 8
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        shards, _, _, n = store.compact()
+        assert (shards, n) == (4, 8) and len(store) == 7
+    (shard,) = shard_files(folder)
+    assert "compact" in shard.name and not (folder / COMPACTING).exists()
+    pd.testing.assert_frame_equal(read_all_rows(tmp_path), before)
+    assert read_rows(tmp_path).set_index("hidden").loc[67, "median_ms"] == 9.0
+    # cut short: the compacted shard renamed into place, the old shards not yet removed
+    with LatencyStore(tmp_path, "dev", "eager", flush_every=1) as store:
+        store.append(make_row(20))
+    old = shard_files(folder)
+    copy = folder / "part-29990101T000000-1-compact-000009.parquet"
+    pq.write_table(pd.concat(pd.read_parquet(p) for p in old).pipe(pa_table), copy)
+    (folder / COMPACTING).write_text(
+        json.dumps({"shard": copy.name, "replaces": [p.name for p in old]})
+    )
+    assert shard_files(folder) == [copy] and len(read_all_rows(tmp_path)) == 9
+    with LatencyStore(tmp_path, "dev", "eager") as store:  # the next open finishes the job
+        assert len(store) == 8
+    assert shard_files(folder) == [copy] and not (folder / COMPACTING).exists()
+    assert not any(p.exists() for p in old)
+
+
+def pa_table(df: pd.DataFrame):
+    import pyarrow as pa
+
+    from canao.profiling.store import SCHEMA
+
+    return pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False)
 
 
 def test_median_of_repeats(tmp_path: Path) -> None:
