@@ -106,6 +106,12 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert "not a store folder" in _one_error_line(capsys)
     assert main([*argv[:4], "soon", *argv[5:]]) == 2
     assert "'soon' is not an ISO 8601 time" in _one_error_line(capsys)
+    (tmp_path / "dev" / "eager" / "retired.jsonl").write_text("oops\n")  # edited by hand
+    assert (
+        main(["train", "--data", str(tmp_path), "--backend", "eager", "--out", str(tmp_path / "p")])
+        == 2
+    )
+    assert "retired.jsonl, line 1: not a retirement" in _one_error_line(capsys)
 
 
 def test_dataset_compact(capsys, tmp_path) -> None:

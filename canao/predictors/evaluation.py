@@ -12,7 +12,7 @@ import pandas as pd
 
 from canao.predictors.features import DIMS, features_from_rows
 from canao.predictors.metrics import error_metrics
-from canao.profiling.store import read_rows
+from canao.profiling.store import StoreError, read_rows
 from canao.space import ArchSpec, BlockSpec
 
 #: dims whose top values are held out in the out-of-range split
@@ -34,7 +34,10 @@ def load_rows(
     Rows of several devices or thread counts are refused unless one is picked: a predictor
     is fitted for one device at one thread count. ``combine``: how repeated measurements of a
     key become one row (``latest`` or ``median``, see :func:`canao.profiling.store.read_rows`)."""
-    df = read_rows(Path(path), combine)
+    try:
+        df = read_rows(Path(path), combine)
+    except StoreError as e:  # e.g. a retired.jsonl that is not one
+        raise DatasetError(str(e)) from None
     if df.empty:
         raise DatasetError(f"{path}: no latency rows found")
     sel = (df["backend"] == backend) & df["error"].isna()
