@@ -613,22 +613,14 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
 def _retired_rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (device, backend) under ``path`` whose folder retired rows (``canao dataset
     retire``): how many rows, and its retirements."""
-    from canao.profiling.store import (
-        is_retired,
-        read_all_rows,
-        retired_before,
-        retirements,
-        shard_files,
-    )
+    from canao.profiling.store import retired_rows, retirements, store_folders
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for folder in sorted({p.parent for p in shard_files(path)}):
-        cutoff = retired_before(folder)
-        if cutoff is None:
+    for folder in store_folders(path):
+        if not retirements(folder):
             continue
-        rows = read_all_rows(folder, retired=True)
-        gone = rows[is_retired(rows["timestamp"], cutoff)]
-        for (device, backend), g in gone.groupby(["device", "backend"]):
+        rows, gone = retired_rows(folder)
+        for (device, backend), g in rows[gone].groupby(["device", "backend"]):
             out[(str(device), str(backend))] = {
                 "retired_rows": len(g),
                 "retired": retirements(folder),
@@ -703,12 +695,12 @@ def cmd_dataset_retire(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_compact(args: argparse.Namespace) -> int:
-    from canao.profiling.store import LatencyStore, StoreError, shard_files
+    from canao.profiling.store import LatencyStore, StoreError, store_folders
 
     path = Path(args.path)
     if not path.is_dir():
         raise UsageError(f"{path}: no such folder")
-    folders = sorted({p.parent for p in shard_files(path)})
+    folders = store_folders(path)
     if not folders:
         raise UsageError(f"{path}: not a canao latency dataset (no shards found)")
     for folder in folders:

@@ -159,6 +159,11 @@ def is_retired(stamps: pd.Series, cutoff: pd.Timestamp | None) -> np.ndarray:
     return (t < cutoff).fillna(False).to_numpy(dtype=bool)
 
 
+def store_folders(path: Path) -> list[Path]:
+    """The store folders (``<device>/<backend>``) that hold the shards below ``path``."""
+    return sorted({p.parent for p in shard_files(path)})
+
+
 def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
     """Every row under ``path`` (shards and unfolded journals), re-measurements included, but not
     the rows their store folder retired (:func:`retire`) unless ``retired``."""
@@ -187,7 +192,7 @@ def retire(folder: Path, before: str, reason: str) -> tuple[int, int]:
     a re-measurement, which only :func:`latest` lets supersede them, they would otherwise stay
     in every median. Returns the rows retired and the rows in the folder."""
     folder = Path(folder)
-    if not shard_files(folder) or any(p.parent != folder for p in shard_files(folder)):
+    if store_folders(folder) != [folder]:
         raise StoreError(f"{folder}: not a store folder (one <device>/<backend> folder of shards)")
     if not reason.strip():
         raise StoreError("say why the rows are retired (a reason)")
@@ -206,8 +211,14 @@ def retire(folder: Path, before: str, reason: str) -> tuple[int, int]:
         f.write(json.dumps(entry) + "\n")
         f.flush()
         os.fsync(f.fileno())
-    stamps = read_all_rows(folder, retired=True)["timestamp"]
-    return int(is_retired(stamps, retired_before(folder)).sum()), len(stamps)
+    rows, gone = retired_rows(folder)
+    return int(gone.sum()), len(rows)
+
+
+def retired_rows(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every row of one store folder, retired ones included, and which of them are retired."""
+    rows = read_all_rows(folder, retired=True)
+    return rows, is_retired(rows["timestamp"], retired_before(folder))
 
 
 def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:
@@ -504,10 +515,14 @@ class LatencyStore:
         self.keys().add(row["key"])
         self._pending += 1
         if self._pending >= self.flush_every:
-            self._journal.close()
-            self.flush()
-            self._journal = open(self.path / JOURNAL, "a")
+            self._fold_journal()
         return True
+
+    def _fold_journal(self) -> None:
+        """Fold the open journal into a shard and start a new one."""
+        self._journal.close()
+        self.flush()
+        self._journal = open(self.path / JOURNAL, "a")
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> int:
         return sum(self.append(r) for r in rows)
@@ -537,11 +552,7 @@ class LatencyStore:
             while shard.exists():  # never replace a shard (two flushes in one second)
                 n += 1
                 shard = self.path / f"part-{stamp}-{os.getpid()}-{n:06d}.parquet"
-            tmp = shard.with_name("." + shard.name + ".tmp")
-            table = pa.Table.from_pylist(rows, schema=SCHEMA)
-            pq.write_table(table, tmp, compression="zstd", compression_level=9)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+            tmp = _write_unnamed(pa.Table.from_pylist(rows, schema=SCHEMA), shard)
             os.replace(tmp, shard)
             _fsync_dir(self.path)
         journal.unlink()
@@ -558,9 +569,7 @@ class LatencyStore:
         bytes after, and the rows."""
         if self._journal is None:
             raise StoreError("the store is not open (use it as a context manager)")
-        self._journal.close()
-        self.flush()
-        self._journal = open(self.path / JOURNAL, "a")
+        self._fold_journal()
         old = shard_files(self.path)
         before = sum(p.stat().st_size for p in old)
         tables = []
@@ -578,10 +587,7 @@ class LatencyStore:
         shard = self.path / f"part-{stamp}-{os.getpid()}-compact-{rows:06d}.parquet"
         if shard.exists():
             raise StoreError(f"{shard} exists: compact again in a second")
-        tmp = shard.with_name("." + shard.name + ".tmp")
-        pq.write_table(table, tmp, compression="zstd", compression_level=9)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        tmp = _write_unnamed(table, shard)
         if not pq.read_table(tmp).equals(table):
             tmp.unlink()
             raise StoreError(f"{tmp}: the compacted shard does not read back as written")
@@ -612,6 +618,16 @@ class LatencyStore:
         self._finish_compaction()
         self.flush()
         self._keys = None
+
+
+def _write_unnamed(table: pa.Table, shard: Path) -> Path:
+    """Write ``table`` durably under a hidden temporary name beside ``shard`` (a crash leaves
+    it to :meth:`LatencyStore._recover`), to be renamed to ``shard``; returns that name."""
+    tmp = shard.with_name("." + shard.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", compression_level=9)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    return tmp
 
 
 def _fsync_dir(path: Path) -> None:
