@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from canao import quiet_library_warnings
 from canao.profiling.backends import Backend, backend_class, get_backend
 from canao.profiling.fingerprint import fingerprint
 from canao.profiling.measurement import EvalConfig, Measurement, measure_steady
@@ -100,6 +101,7 @@ def reference_output(backend: Backend, spec: Spec) -> np.ndarray | None:
 
 
 def _worker_main(conn: Connection, backend_name: str, threads: int) -> None:
+    quiet_library_warnings()  # a spawned worker starts with Python's default filters
     os.environ["TVM_NUM_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     backend = get_backend(backend_name, threads=threads)

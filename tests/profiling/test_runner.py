@@ -7,7 +7,7 @@ from canao.profiling.measurement import EvalConfig
 from canao.profiling.runner import LocalRunner, RPCRunner, parse_tracker
 from canao.profiling.store import COLUMNS
 from canao.space import BlockSpec
-from tests.profiling.faulty import CRASH, HANG, RAISE
+from tests.profiling.faulty import CRASH, HANG, RAISE, WARN
 
 FAST = EvalConfig(warmup=1, repeat=3, min_repeat_ms=2, retries=0, timeout_s=60)
 
@@ -40,6 +40,16 @@ def test_hang_and_crash_become_error_rows_and_the_run_goes_on() -> None:
         row = res.row()
         assert set(row) == set(COLUMNS)
         assert row["error"] and row["median_ms"] is None and row["samples_ms"] is None
+
+
+def test_worker_silences_library_chatter_only(capfd) -> None:
+    # the worker is spawned: it starts with Python's default filters, not the CLI's
+    with LocalRunner("tests.profiling.faulty:FaultyBackend", "test-dev", FAST) as runner:
+        res = runner.run(_block(WARN))
+    assert res.ok, res.error
+    err = capfd.readouterr().err
+    assert "canao test: shown" in err
+    assert "LeafSpec" not in err
 
 
 def test_row_has_schema_fingerprint_and_samples(tiny_block) -> None:
