@@ -559,13 +559,18 @@ def _device_record(path: Path, device: str) -> dict[str, Any] | None:
 
 
 def dataset_summary(path: Path) -> list[dict[str, Any]]:
-    """One summary per (device, backend) found under ``path``."""
+    """One summary per (device, backend) found under ``path``, one whose every row is retired
+    included (with ``rows`` 0)."""
     from canao.profiling.store import read_rows
 
     df = read_rows(path)
     retired = _retired_rows(path)
+    groups = {(str(d), str(b)): g for (d, b), g in df.groupby(["device", "backend"], sort=True)}
     out = []
-    for (device, backend), g in df.groupby(["device", "backend"], sort=True):
+    for device, backend in sorted(groups.keys() | retired.keys()):
+        gone = retired.get((device, backend), {"rows": df.iloc[:0], "retired": []})
+        g = groups.get((device, backend), gone["rows"].iloc[:0])
+        first = (g if len(g) else gone["rows"]).iloc[0]
         ok = g[g["error"].isna()]
         coverage = {}
         for dim in ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch", "num_layers"):
@@ -581,7 +586,7 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
             {
                 "device": device,
                 "backend": backend,
-                "compiled": bool(g["compiled"].iloc[0]),
+                "compiled": bool(first["compiled"]),
                 "rows": len(g),
                 "block_rows": int(kinds.get("block", 0)),
                 "model_rows": int(kinds.get("model", 0)),
@@ -600,11 +605,14 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
                 ]
                 if ok["canary_ms"].notna().any()
                 else None,
-                "cpu_model": str(g["cpu_model"].iloc[0]),
-                "cpu": _device_record(path, str(device)),
+                "cpu_model": str(first["cpu_model"]),
+                "cpu": _device_record(path, device),
                 "coverage": coverage,
-                "measured": [str(g["timestamp"].min()), str(g["timestamp"].max())],
-                **retired.get((str(device), str(backend)), {"retired_rows": 0, "retired": []}),
+                "measured": [str(g["timestamp"].min()), str(g["timestamp"].max())]
+                if len(g)
+                else None,
+                "retired_rows": len(gone["rows"]),
+                "retired": gone["retired"],
             }
         )
     return out
@@ -612,7 +620,7 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
 
 def _retired_rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (device, backend) under ``path`` whose folder retired rows (``canao dataset
-    retire``): how many rows, and its retirements."""
+    retire``): those rows, and the folder's retirements."""
     from canao.profiling.store import retired_rows, retirements, store_folders
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -621,10 +629,7 @@ def _retired_rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             continue
         rows, gone = retired_rows(folder)
         for (device, backend), g in rows[gone].groupby(["device", "backend"]):
-            out[(str(device), str(backend))] = {
-                "retired_rows": len(g),
-                "retired": retirements(folder),
-            }
+            out[(str(device), str(backend))] = {"rows": g, "retired": retirements(folder)}
     return out
 
 
@@ -651,10 +656,13 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
                 f"  cpu (device.json): {cpu.get('vendor', '?')} {numbers}, "
                 f"{cpu.get('isa', '?')}, {cpu.get('cpu_count', '?')} cores"
             )
-        print(
-            f"  rows {s['rows']}: {s['block_rows']} blocks, {s['model_rows']} models, "
-            f"{s['error_rows']} errors; noisy {s['noisy_share']:.1%}; threads {s['threads']}"
-        )
+        if not s["rows"]:
+            print("  rows 0: every row is retired (below)")
+        else:
+            print(
+                f"  rows {s['rows']}: {s['block_rows']} blocks, {s['model_rows']} models, "
+                f"{s['error_rows']} errors; noisy {s['noisy_share']:.1%}; threads {s['threads']}"
+            )
         if s["median_ms_range"]:
             lo, hi = s["median_ms_range"]
             print(
@@ -664,7 +672,7 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
         if s["canary_ms_range"]:
             lo, hi = s["canary_ms_range"]
             print(f"  host drift: canary block {lo:.3f} .. {hi:.3f} ms ({hi / lo - 1:.1%} spread)")
-        else:
+        elif s["rows"]:
             print("  host drift: not tracked (measured without a canary)")
         if s["retired_rows"]:
             last = s["retired"][-1]
@@ -1364,12 +1372,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import warnings
+    from canao import quiet_library_warnings
 
     os.environ.setdefault("TVM_NUM_THREADS", "2")
-    # library deprecation chatter that says nothing to a canao user
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-    warnings.filterwarnings("ignore", message="build is deprecated", category=DeprecationWarning)
+    quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -104,6 +104,16 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert "retired (kept on disk, not read): 2 rows measured before" in capsys.readouterr().out
     assert main([*argv[:2], str(tmp_path), *argv[3:]]) == 2
     assert "not a store folder" in _one_error_line(capsys)
+    # every row retired: info still lists the folder, with what was retired
+    assert main([*argv[:4], "2026-01-05", *argv[5:]]) == 0
+    assert "4 of 4 rows" in capsys.readouterr().out
+    assert main(["dataset", "info", folder, "--json"]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert (info["backend"], info["rows"], info["retired_rows"]) == ("eager", 0, 4)
+    assert info["measured"] is None and len(info["retired"]) == 2
+    assert main(["dataset", "info", folder]) == 0
+    out = capsys.readouterr().out
+    assert "rows 0: every row is retired" in out and "4 rows measured before 2026-01-05" in out
     assert main([*argv[:4], "soon", *argv[5:]]) == 2
     assert "'soon' is not an ISO 8601 time" in _one_error_line(capsys)
     (tmp_path / "dev" / "eager" / "retired.jsonl").write_text("oops\n")  # edited by hand
