@@ -625,11 +625,12 @@ def _retired_rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for folder in store_folders(path):
-        if not retirements(folder):
+        entries = retirements(folder)
+        if not entries:
             continue
         rows, gone = retired_rows(folder)
         for (device, backend), g in rows[gone].groupby(["device", "backend"]):
-            out[(str(device), str(backend))] = {"rows": g, "retired": retirements(folder)}
+            out[(str(device), str(backend))] = {"rows": g, "retired": entries}
     return out
 
 

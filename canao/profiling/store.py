@@ -175,7 +175,7 @@ def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
         if rows:
             frames.append((j.parent, pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas()))
     if not retired:
-        cutoffs = {folder: retired_before(folder) for folder, _ in frames}
+        cutoffs = {folder: retired_before(folder) for folder in {f for f, _ in frames}}
         frames = [(f, df[~is_retired(df["timestamp"], cutoffs[f])]) for f, df in frames]
     frames = [(f, df) for f, df in frames if len(df)]
     if not frames:
