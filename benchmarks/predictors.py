@@ -272,7 +272,7 @@ def adaptive_vs_random(
         for method, c in curves.items():
             ax.plot(sizes, c, marker="o", label=method)
         ax.axhline(0.99, color="grey", ls="--", lw=0.8)
-        ax.set_title(f"{name}: held-out {len(yt)} blocks")
+        ax.set_title(f"{name}\nheld-out {len(yt)} blocks", fontsize=9)
         ax.set_xlabel("measured blocks used for training")
         ax.set_ylabel("share within ±10%")
         ax.legend()
