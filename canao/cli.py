@@ -676,11 +676,10 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
         elif s["rows"]:
             print("  host drift: not tracked (measured without a canary)")
         if s["retired_rows"]:
-            last = s["retired"][-1]
-            print(
-                f"  retired (kept on disk, not read): {s['retired_rows']} rows measured before "
-                f"{last['before']}: {last['reason']}"
-            )
+            print(f"  retired (kept on disk, not read): {s['retired_rows']} rows")
+            for entry in s["retired"]:
+                which = "".join(f" with {c}={v}" for c, v in entry.get("where", {}).items())
+                print(f"    measured before {entry['before']}{which}: {entry['reason']}")
         for dim, c in s["coverage"].items():
             print(f"  {dim:>10}: {c['min']:>6} .. {c['max']:<6} ({c['distinct']} distinct)")
     return 0
@@ -692,12 +691,19 @@ def cmd_dataset_retire(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_dir():
         raise UsageError(f"{path}: no such folder")
+    where: dict[str, str] = {}
+    for item in args.where:
+        col, eq, value = item.partition("=")
+        if not eq or not col.strip() or not value.strip():
+            raise UsageError(f"--where {item!r}: say COLUMN=VALUE, e.g. --where hidden=512")
+        where[col.strip()] = value.strip()
     try:
-        gone, rows = retire(path, args.before, args.reason)
+        gone, rows = retire(path, args.before, args.reason, where)
     except StoreError as e:
         raise UsageError(str(e)) from None
+    which = "".join(f" with {c}={v}" for c, v in where.items()) if where else ""
     print(
-        f"{path}: {gone} of {rows} rows measured before {args.before} retired "
+        f"{path}: {gone} of {rows} rows measured before {args.before}{which} retired "
         f"(kept on disk; {path / 'retired.jsonl'} says why)"
     )
     return 0
@@ -1213,7 +1219,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser(
         "retire",
         help="stop reading a backend folder's rows measured before a time (kept on disk)",
-        description="Retire the rows of one <device>/<backend> folder measured before --before: "
+        description="Retire the rows of one <device>/<backend> folder measured before --before "
+        "(only those matching every --where, if given): "
         "they stay in their shards, a line in the folder's retired.jsonl says which and why, and "
         "no reader (train, evaluate, the benchmarks, --combine median) sees them; keys left with "
         "no other row count as unmeasured, so canao profile measures them again. For rows that "
@@ -1223,6 +1230,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("path", help="one store folder: <root>/<device>/<backend>")
     d.add_argument("--before", required=True, help="ISO 8601 time, e.g. 2026-11-22T15:09:00Z")
     d.add_argument("--reason", required=True, help="why (kept in retired.jsonl)")
+    d.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="retire only the rows with this value (repeatable, all must match), e.g. hidden=512; "
+        "columns: kind, dtype, hidden, heads, head_dim, ffn, seq_len, batch, num_layers, threads",
+    )
     d.set_defaults(func=cmd_dataset_retire)
     d = dsub.add_parser(
         "compact",

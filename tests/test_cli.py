@@ -101,7 +101,9 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert info["rows"] == 2 and info["retired_rows"] == 2
     assert info["retired"][0]["before"] == "2026-01-03T00:00:00Z"
     assert main(["dataset", "info", folder]) == 0
-    assert "retired (kept on disk, not read): 2 rows measured before" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "retired (kept on disk, not read): 2 rows" in out
+    assert "measured before 2026-01-03T00:00:00Z: old build" in out
     assert main([*argv[:2], str(tmp_path), *argv[3:]]) == 2
     assert "not a store folder" in _one_error_line(capsys)
     # every row retired: info still lists the folder, with what was retired
@@ -113,7 +115,19 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert info["measured"] is None and len(info["retired"]) == 2
     assert main(["dataset", "info", folder]) == 0
     out = capsys.readouterr().out
-    assert "rows 0: every row is retired" in out and "4 rows measured before 2026-01-05" in out
+    assert "rows 0: every row is retired" in out and "measured before 2026-01-05T00" in out
+    assert "not read): 4 rows" in out
+    # --where: only the matching rows (here none left to retire, since all are), said so
+    assert main([*argv, "--where", "hidden=65"]) == 0
+    assert "with hidden=65 retired" in capsys.readouterr().out
+    assert main(["dataset", "info", folder]) == 0
+    assert "measured before 2026-01-03T00:00:00Z with hidden=65: old build" in (
+        capsys.readouterr().out
+    )
+    assert main([*argv, "--where", "hidden"]) == 2
+    assert "say COLUMN=VALUE" in _one_error_line(capsys)
+    assert main([*argv, "--where", "flops=3"]) == 2
+    assert "'flops' is not a column a retirement can name" in _one_error_line(capsys)
     assert main([*argv[:4], "soon", *argv[5:]]) == 2
     assert "'soon' is not an ISO 8601 time" in _one_error_line(capsys)
     (tmp_path / "dev" / "eager" / "retired.jsonl").write_text("oops\n")  # edited by hand

@@ -122,6 +122,33 @@ def _utc(stamp: str) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
+# the columns a retirement can narrow itself to (``retire(..., where=...)``): integers, then text
+RETIRE_INT = ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch", "num_layers", "threads")
+RETIRE_TEXT = ("kind", "dtype")
+
+
+def _where(where: Any) -> dict[str, str]:
+    """A retirement's ``where`` checked: column -> value, every column one it can name and every
+    integer column's value an integer (kept as its canonical text)."""
+    if not isinstance(where, dict):
+        raise ValueError("where is not a mapping")
+    out: dict[str, str] = {}
+    for col, value in where.items():
+        if col in RETIRE_INT:
+            try:
+                out[col] = str(int(str(value), 10))
+            except ValueError:
+                raise ValueError(f"{col}={value}: {col} takes an integer") from None
+        elif col in RETIRE_TEXT:
+            out[col] = str(value)
+        else:
+            raise ValueError(
+                f"{col!r} is not a column a retirement can name "
+                f"({', '.join(RETIRE_INT + RETIRE_TEXT)})"
+            )
+    return out
+
+
 def retirements(folder: Path) -> list[dict[str, Any]]:
     """The retirements of one store folder (:func:`retire`), oldest first."""
     path = Path(folder) / RETIRED
@@ -135,6 +162,8 @@ def retirements(folder: Path) -> list[dict[str, Any]]:
             try:
                 entry = json.loads(line)
                 _utc(entry["before"])
+                if "where" in entry:
+                    entry["where"] = _where(entry["where"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise StoreError(
                     f"{path}, line {n}: not a retirement ({line.strip()[:80]!r})"
@@ -143,20 +172,34 @@ def retirements(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def retired_before(folder: Path) -> pd.Timestamp | None:
-    """The cutoff below which a store folder's rows are retired (the latest of its
-    retirements), or None."""
-    stamps = [_utc(e["before"]) for e in retirements(folder)]
-    return max(stamps) if stamps else None
+def _matches(rows: pd.DataFrame, where: dict[str, str]) -> np.ndarray:
+    """Which of ``rows`` have every column of ``where`` at its value."""
+    hit = np.ones(len(rows), dtype=bool)
+    for col, value in where.items():
+        if col in RETIRE_INT:
+            hit &= (pd.to_numeric(rows[col], errors="coerce") == int(value)).to_numpy(dtype=bool)
+        else:
+            hit &= (rows[col].astype(str) == value).to_numpy(dtype=bool)
+    return hit
 
 
-def is_retired(stamps: pd.Series, cutoff: pd.Timestamp | None) -> np.ndarray:
-    """Which of the rows measured at ``stamps`` a store folder retired at ``cutoff``; a row with
-    no timestamp is never retired."""
-    if cutoff is None:
-        return np.zeros(len(stamps), dtype=bool)
-    t = pd.to_datetime(stamps, utc=True, errors="coerce")
-    return (t < cutoff).fillna(False).to_numpy(dtype=bool)
+def retired_mask(rows: pd.DataFrame, entries: list[dict[str, Any]]) -> np.ndarray:
+    """Which of one store folder's ``rows`` its retirements ``entries`` retire: each retires the
+    rows measured before its cutoff that match its ``where`` (all of them if it has none); a
+    row with no timestamp is never retired."""
+    out = np.zeros(len(rows), dtype=bool)
+    if not entries or not len(rows):
+        return out
+    t = pd.to_datetime(rows["timestamp"], utc=True, errors="coerce")
+    for e in entries:
+        hit = (t < _utc(e["before"])).fillna(False).to_numpy(dtype=bool)
+        out |= hit & _matches(rows, e.get("where", {}))
+    return out
+
+
+def _retirement_columns(entries: list[dict[str, Any]]) -> list[str]:
+    """The columns :func:`retired_mask` reads for ``entries``."""
+    return ["timestamp", *dict.fromkeys(c for e in entries for c in e.get("where", {}))]
 
 
 def store_folders(path: Path) -> list[Path]:
@@ -175,22 +218,26 @@ def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
         if rows:
             frames.append((j.parent, pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas()))
     if not retired:
-        cutoffs = {folder: retired_before(folder) for folder in {f for f, _ in frames}}
-        frames = [(f, df[~is_retired(df["timestamp"], cutoffs[f])]) for f, df in frames]
+        entries = {folder: retirements(folder) for folder in {f for f, _ in frames}}
+        frames = [(f, df[~retired_mask(df, entries[f])]) for f, df in frames]
     frames = [(f, df) for f, df in frames if len(df)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     return pd.concat([df for _, df in frames], ignore_index=True).reindex(columns=list(COLUMNS))
 
 
-def retire(folder: Path, before: str, reason: str) -> tuple[int, int]:
+def retire(
+    folder: Path, before: str, reason: str, where: dict[str, str] | None = None
+) -> tuple[int, int]:
     """Retire the rows of one store folder measured before ``before`` (an ISO 8601 time; UTC if
-    it names no zone): they stay on disk, and a line appended to the folder's ``retired.jsonl``
-    says which and why, but no reader sees them (:func:`read_all_rows`), and a key left with no
-    other row counts as unmeasured, so ``canao profile`` measures it again. For rows that no
-    longer describe the backend (its build settings changed since they were measured): unlike
-    a re-measurement, which only :func:`latest` lets supersede them, they would otherwise stay
-    in every median. Returns the rows retired and the rows in the folder."""
+    it names no zone), or only those of them that match ``where`` (column -> value, e.g.
+    ``{"hidden": "512"}``: the blocks of one grid whose tuning records changed): they stay on
+    disk, and a line appended to the folder's ``retired.jsonl`` says which and why, but no
+    reader sees them (:func:`read_all_rows`), and a key left with no other row counts as
+    unmeasured, so ``canao profile`` measures it again. For rows that no longer describe the
+    backend (its build settings changed since they were measured): unlike a re-measurement,
+    which only :func:`latest` lets supersede them, they would otherwise stay in every median.
+    Returns the rows retired and the rows in the folder."""
     folder = Path(folder)
     if store_folders(folder) != [folder]:
         raise StoreError(f"{folder}: not a store folder (one <device>/<backend> folder of shards)")
@@ -206,7 +253,17 @@ def retire(folder: Path, before: str, reason: str) -> tuple[int, int]:
     if cutoff > now:
         raise StoreError(f"{before} is in the future: only rows already measured can be retired")
     stamp = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
-    entry = {"before": stamp, "reason": reason.strip(), "at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    entry: dict[str, Any] = {"before": stamp, "reason": reason.strip()}
+    if where:
+        try:
+            entry["where"] = _where(where)
+        except ValueError as e:
+            raise StoreError(str(e)) from None
+        rows = read_all_rows(folder, retired=True)
+        if not _matches(rows, entry["where"]).any():
+            said = ", ".join(f"{c}={v}" for c, v in entry["where"].items())
+            raise StoreError(f"{folder}: no row has {said}; nothing to retire")
+    entry["at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     with open(folder / RETIRED, "a") as f:
         f.write(json.dumps(entry) + "\n")
         f.flush()
@@ -218,7 +275,7 @@ def retire(folder: Path, before: str, reason: str) -> tuple[int, int]:
 def retired_rows(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """Every row of one store folder, retired ones included, and which of them are retired."""
     rows = read_all_rows(folder, retired=True)
-    return rows, is_retired(rows["timestamp"], retired_before(folder))
+    return rows, retired_mask(rows, retirements(folder))
 
 
 def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:
@@ -477,11 +534,12 @@ class LatencyStore:
         """Keys already stored (shards and journal), less those whose every row is retired
         (:func:`retire`)."""
         if self._keys is None:
-            cutoff = retired_before(self.path)
+            entries = retirements(self.path)
+            columns = ["key", *_retirement_columns(entries)]
             keys: set[str] = set()
             for p in shard_files(self.path):
-                t = pq.read_table(p, columns=["key", "timestamp"]).to_pandas()
-                keys.update(t["key"][~is_retired(t["timestamp"], cutoff)])
+                t = pq.read_table(p, columns=columns).to_pandas()
+                keys.update(t["key"][~retired_mask(t, entries)])
             if (self.path / JOURNAL).exists():
                 keys.update(r["key"] for r in _read_journal(self.path / JOURNAL))
             self._keys = keys

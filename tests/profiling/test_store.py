@@ -27,6 +27,7 @@ from canao.profiling.store import (
     read_all_rows,
     read_rows,
     retire,
+    retirements,
     shard_files,
     unsettled_keys,
 )
@@ -124,6 +125,42 @@ def test_retired_rows_stay_on_disk_and_are_read_by_nobody(tmp_path: Path) -> Non
     with pytest.raises(StoreError, match="a reason"):
         retire(folder, "2026-01-01", " ")
     (folder / "retired.jsonl").write_text("{not json\n")
+    with pytest.raises(StoreError, match="line 1: not a retirement"):
+        read_rows(tmp_path)
+
+
+def test_retire_where_only_the_matching_rows(tmp_path: Path) -> None:
+    """A retirement with ``where`` retires only the rows measured before its cutoff that match
+    every column (a grid re-tuned, the rest of the folder kept); its keys count as unmeasured,
+    later rows of the same keys are read; a column it cannot name, a value that is not an
+    integer, or a match of no row is refused before anything is written."""
+    rows = [
+        {**make_row(i), "seq_len": 64 if i % 2 else 128, "timestamp": "2026-01-01T00:00:00Z"}
+        for i in range(4)
+    ]  # hidden 64..67, seq_len 128, 64, 128, 64
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        store.extend(rows)
+    folder = tmp_path / "dev" / "eager"
+    assert retire(folder, "2026-01-02", "re-tuned", {"seq_len": "64"}) == (2, 4)
+    assert sorted(read_rows(tmp_path)["hidden"]) == [64, 66]
+    with LatencyStore(tmp_path, "dev", "eager") as store:
+        assert "block:1|t2" not in store and "block:0|t2" in store
+        assert store.append({**rows[1], "timestamp": "2026-01-03T00:00:00Z"})  # measured again
+    assert sorted(read_rows(tmp_path)["hidden"]) == [64, 65, 66]
+    # two columns must both match; the entries add up (row 2 retired by neither before)
+    assert retire(folder, "2026-01-02", "one more", {"hidden": "066", "seq_len": "128"}) == (3, 5)
+    assert sorted(read_rows(tmp_path)["hidden"]) == [64, 65]
+    (entry,) = [e for e in retirements(folder) if e["reason"] == "one more"]
+    assert entry["where"] == {"hidden": "66", "seq_len": "128"}
+    before = (folder / "retired.jsonl").read_text()
+    with pytest.raises(StoreError, match="not a column a retirement can name"):
+        retire(folder, "2026-01-02", "why", {"median_ms": "1"})
+    with pytest.raises(StoreError, match="hidden takes an integer"):
+        retire(folder, "2026-01-02", "why", {"hidden": "big"})
+    with pytest.raises(StoreError, match="no row has hidden=999"):
+        retire(folder, "2026-01-02", "why", {"hidden": "999"})
+    assert (folder / "retired.jsonl").read_text() == before
+    (folder / "retired.jsonl").write_text('{"before": "2026-01-02", "where": {"flops": "1"}}\n')
     with pytest.raises(StoreError, match="line 1: not a retirement"):
         read_rows(tmp_path)
 
