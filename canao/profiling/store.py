@@ -254,12 +254,12 @@ def retire(
         raise StoreError(f"{before} is in the future: only rows already measured can be retired")
     stamp = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
     entry: dict[str, Any] = {"before": stamp, "reason": reason.strip()}
+    rows = read_all_rows(folder, retired=True)  # writing the entry leaves the rows as they are
     if where:
         try:
             entry["where"] = _where(where)
         except ValueError as e:
             raise StoreError(str(e)) from None
-        rows = read_all_rows(folder, retired=True)
         if not _matches(rows, entry["where"]).any():
             said = ", ".join(f"{c}={v}" for c, v in entry["where"].items())
             raise StoreError(f"{folder}: no row has {said}; nothing to retire")
@@ -268,8 +268,7 @@ def retire(
         f.write(json.dumps(entry) + "\n")
         f.flush()
         os.fsync(f.fileno())
-    rows, gone = retired_rows(folder)
-    return int(gone.sum()), len(rows)
+    return int(retired_mask(rows, retirements(folder)).sum()), len(rows)
 
 
 def retired_rows(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
