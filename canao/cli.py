@@ -561,10 +561,14 @@ def _device_record(path: Path, device: str) -> dict[str, Any] | None:
 def dataset_summary(path: Path) -> list[dict[str, Any]]:
     """One summary per (device, backend) found under ``path``, one whose every row is retired
     included (with ``rows`` 0)."""
-    from canao.profiling.store import read_rows
+    from canao.profiling.store import latest, marked_rows, retirements
 
-    df = read_rows(path)
-    retired = _retired_rows(path)
+    rows, off, folders = marked_rows(path)  # read once: the live rows and the retired ones
+    df = latest(rows[~off].reset_index(drop=True))
+    retired: dict[tuple[str, str], dict[str, Any]] = {
+        (str(d), str(b)): {"rows": g, "retired": retirements(folders[g.index[0]])}
+        for (d, b), g in rows[off].groupby(["device", "backend"])
+    }
     groups = {(str(d), str(b)): g for (d, b), g in df.groupby(["device", "backend"], sort=True)}
     out = []
     for device, backend in sorted(groups.keys() | retired.keys()):
@@ -618,23 +622,9 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _retired_rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (device, backend) under ``path`` whose folder retired rows (``canao dataset
-    retire``): those rows, and the folder's retirements."""
-    from canao.profiling.store import retired_rows, retirements, store_folders
-
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for folder in store_folders(path):
-        entries = retirements(folder)
-        if not entries:
-            continue
-        rows, gone = retired_rows(folder)
-        for (device, backend), g in rows[gone].groupby(["device", "backend"]):
-            out[(str(device), str(backend))] = {"rows": g, "retired": entries}
-    return out
-
-
 def cmd_dataset_info(args: argparse.Namespace) -> int:
+    from canao.profiling.store import where_text
+
     path = Path(args.path)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
@@ -678,7 +668,8 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
         if s["retired_rows"]:
             print(f"  retired (kept on disk, not read): {s['retired_rows']} rows")
             for entry in s["retired"]:
-                which = "".join(f" with {c}={v}" for c, v in entry.get("where", {}).items())
+                where = entry.get("where")
+                which = f" with {where_text(where)}" if where else ""
                 print(f"    measured before {entry['before']}{which}: {entry['reason']}")
         for dim, c in s["coverage"].items():
             print(f"  {dim:>10}: {c['min']:>6} .. {c['max']:<6} ({c['distinct']} distinct)")
@@ -686,7 +677,7 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_retire(args: argparse.Namespace) -> int:
-    from canao.profiling.store import StoreError, retire
+    from canao.profiling.store import StoreError, retire, where_text
 
     path = Path(args.path)
     if not path.is_dir():
@@ -701,7 +692,7 @@ def cmd_dataset_retire(args: argparse.Namespace) -> int:
         gone, rows = retire(path, args.before, args.reason, where)
     except StoreError as e:
         raise UsageError(str(e)) from None
-    which = "".join(f" with {c}={v}" for c, v in where.items()) if where else ""
+    which = f" with {where_text(where)}" if where else ""
     print(
         f"{path}: {gone} of {rows} rows measured before {args.before}{which} retired "
         f"(kept on disk; {path / 'retired.jsonl'} says why)"

@@ -124,6 +124,10 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert "measured before 2026-01-03T00:00:00Z with hidden=65: old build" in (
         capsys.readouterr().out
     )
+    assert main([*argv, "--where", "kind=block", "--where", "hidden=66"]) == 0
+    assert "before 2026-01-03 with kind=block and hidden=66 retired" in capsys.readouterr().out
+    assert main([*argv, "--where", "kind=block", "--where", "hidden=9"]) == 2
+    assert "no row has kind=block and hidden=9; nothing to retire" in _one_error_line(capsys)
     assert main([*argv, "--where", "hidden"]) == 2
     assert "say COLUMN=VALUE" in _one_error_line(capsys)
     assert main([*argv, "--where", "flops=3"]) == 2

@@ -149,6 +149,11 @@ def _where(where: Any) -> dict[str, str]:
     return out
 
 
+def where_text(where: dict[str, str]) -> str:
+    """A retirement's ``where`` as people write it: ``kind=block and hidden=512``."""
+    return " and ".join(f"{c}={v}" for c, v in where.items())
+
+
 def retirements(folder: Path) -> list[dict[str, Any]]:
     """The retirements of one store folder (:func:`retire`), oldest first."""
     path = Path(folder) / RETIRED
@@ -207,9 +212,9 @@ def store_folders(path: Path) -> list[Path]:
     return sorted({p.parent for p in shard_files(path)})
 
 
-def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
-    """Every row under ``path`` (shards and unfolded journals), re-measurements included, but not
-    the rows their store folder retired (:func:`retire`) unless ``retired``."""
+def marked_rows(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Every row under ``path`` (shards and unfolded journals), re-measurements and retired rows
+    included; for each, whether its store folder retired it (:func:`retire`), and that folder."""
     path = Path(path)
     frames = [(p.parent, pq.read_table(p).to_pandas()) for p in shard_files(path)]
     journals = [path] if path.name == JOURNAL else sorted(path.rglob(JOURNAL))
@@ -217,13 +222,22 @@ def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
         rows = list(_read_journal(j))
         if rows:
             frames.append((j.parent, pa.Table.from_pylist(rows, schema=SCHEMA).to_pandas()))
-    if not retired:
-        entries = {folder: retirements(folder) for folder in {f for f, _ in frames}}
-        frames = [(f, df[~retired_mask(df, entries[f])]) for f, df in frames]
     frames = [(f, df) for f, df in frames if len(df)]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    return pd.concat([df for _, df in frames], ignore_index=True).reindex(columns=list(COLUMNS))
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        return empty, np.zeros(0, dtype=bool), np.zeros(0, dtype=object)
+    entries = {folder: retirements(folder) for folder in {f for f, _ in frames}}
+    gone = np.concatenate([retired_mask(df, entries[f]) for f, df in frames])
+    where = np.concatenate([np.full(len(df), f, dtype=object) for f, df in frames])
+    rows = pd.concat([df for _, df in frames], ignore_index=True).reindex(columns=list(COLUMNS))
+    return rows, gone, where
+
+
+def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
+    """Every row under ``path`` (shards and unfolded journals), re-measurements included, but not
+    the rows their store folder retired (:func:`retire`) unless ``retired``."""
+    rows, gone, _ = marked_rows(path)
+    return rows if retired else rows[~gone].reset_index(drop=True)
 
 
 def retire(
@@ -261,7 +275,7 @@ def retire(
         except ValueError as e:
             raise StoreError(str(e)) from None
         if not _matches(rows, entry["where"]).any():
-            said = ", ".join(f"{c}={v}" for c, v in entry["where"].items())
+            said = where_text(entry["where"])
             raise StoreError(f"{folder}: no row has {said}; nothing to retire")
     entry["at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     with open(folder / RETIRED, "a") as f:
@@ -269,12 +283,6 @@ def retire(
         f.flush()
         os.fsync(f.fileno())
     return int(retired_mask(rows, retirements(folder)).sum()), len(rows)
-
-
-def retired_rows(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Every row of one store folder, retired ones included, and which of them are retired."""
-    rows = read_all_rows(folder, retired=True)
-    return rows, retired_mask(rows, retirements(folder))
 
 
 def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:
