@@ -57,7 +57,7 @@ from canao.predictors.evaluation import (
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
 from canao.predictors.predictor import TRANSFER_METHODS, LatencyPredictor
-from canao.predictors.transfer import residual_design, transfer_picks
+from canao.predictors.transfer import pick_design, transfer_picks
 from canao.profiling.samplers import ModelSpace, random_archs
 from canao.profiling.store import read_rows
 
@@ -341,7 +341,7 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
         if src not in fitted:
             fitted[src] = LatencyPredictor().fit(*frames[src][1:])
         source = fitted[src]
-        view = residual_design(Xd, source.predict(Xd))
+        view = pick_design(Xd, source.predict(Xd))
         acc, mape, scratch = [], [], []
         for n in ns:
             a, m, r, s = [], [], [], []

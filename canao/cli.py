@@ -294,13 +294,13 @@ def _transfer_specs(args: argparse.Namespace, cfg: Any, space: Any) -> list[Any]
     """The ``--samples`` blocks, of 40x as many candidates, that cover the source predictor's
     view of the block space (``transfer.transfer_picks``)."""
     from canao.predictors.features import features_from_specs
-    from canao.predictors.transfer import residual_design, transfer_picks
+    from canao.predictors.transfer import pick_design, transfer_picks
     from canao.profiling.samplers import block_samples
 
     source = _load_predictor(args.transfer_from)
     pool = block_samples(space, 40 * args.samples, args.seed)
     X = features_from_specs(pool, cfg.threads)
-    pick = transfer_picks(residual_design(X, source.predict(X)), args.samples, args.seed)
+    pick = transfer_picks(pick_design(X, source.predict(X)), args.samples, args.seed)
     print(
         f"canao profile: transfer: {len(pick)} of {len(pool)} candidate blocks cover "
         f"{args.transfer_from}'s view of the space",
@@ -825,11 +825,11 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
 
     from canao.predictors.evaluation import dataset_hash
     from canao.predictors.metrics import error_metrics
-    from canao.predictors.transfer import residual_design, transfer_picks
+    from canao.predictors.transfer import pick_design, transfer_picks
 
     model = _load_predictor(args.transfer_from)
     if args.pick == "cover":
-        pick = transfer_picks(residual_design(X, model.predict(X)), args.few, args.seed)
+        pick = transfer_picks(pick_design(X, model.predict(X)), args.few, args.seed)
     else:
         pick = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.few])
     rest = np.setdiff1d(np.arange(len(y)), pick)

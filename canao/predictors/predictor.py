@@ -37,6 +37,7 @@ from canao.predictors.features import (
 from canao.predictors.transfer import (
     MIN_RESIDUAL_BLOCKS,
     SmoothResidual,
+    log_activations,
     residual_design,
 )
 from canao.space import SUB_OPS, ArchSpec
@@ -95,7 +96,14 @@ def _as_frame(X: Any) -> pd.DataFrame:
 
 
 #: features of the transfer calibration (intercept first; all in log space, centred)
-CALIBRATION_FEATURES = ("one", "log_source_ms", "log_total_flop", "log_intensity", "log_tokens")
+CALIBRATION_FEATURES = (
+    "one",
+    "log_source_ms",
+    "log_total_flop",
+    "log_intensity",
+    "log_tokens",
+    "log_activations",
+)
 
 
 def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
@@ -105,6 +113,7 @@ def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
         X["log_total_flop"].to_numpy() - 20.0,
         np.log(X["intensity"].to_numpy()) - 3.0,
         np.log(X["tokens"].to_numpy()) - 5.0,
+        log_activations(X) - 10.0,
     ]
     return np.stack(cols, axis=1)
 
@@ -525,6 +534,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         calib = meta.get("calibration")
         self.calibration_ = None
         if calib is not None:
+            if tuple(calib.get("features", ())) != CALIBRATION_FEATURES:
+                raise PredictorFileError(
+                    f"{meta_path}: its transfer calibration has other features than this canao "
+                    f"version's ({', '.join(CALIBRATION_FEATURES)}): transfer it again "
+                    "(canao train --transfer-from)"
+                )
             self.calibration_ = np.asarray(calib["coef"], dtype=np.float64)
             if self.calibration_.shape != (len(CALIBRATION_FEATURES),):
                 raise PredictorFileError(f"{meta_path}: transfer calibration is malformed")

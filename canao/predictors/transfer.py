@@ -1,16 +1,17 @@
 """Few-shot transfer helpers: which blocks to measure on a new device, and a smooth correction.
 
 ``transfer_picks`` chooses the blocks: the medoids of k-means clusters over candidate blocks,
-in the space that the correction sees (the source predictor's latency, the weights' size,
-tokens, FLOPs, intensity), so that 50 blocks cover it evenly rather than by chance.
+in the source predictor's view of them (its latency, the weights' size, tokens, FLOPs,
+intensity), so that 50 blocks cover it evenly rather than by chance.
 
 ``SmoothResidual`` is a Gaussian process (scikit-learn's, RBF with one length scale per feature
 plus white noise) fitted to what the linear transfer forms leave: log(measured / transferred)
-on those same features. It follows what a few scale terms cannot (a device's cache boundary, its
-thread scaling) while its length scales, at least one standard deviation of each feature, keep
-it smooth enough for 50 points. It is stored as plain numbers (the points and their weights) and
-evaluated with NumPy, so a saved predictor holds no pickled object.
-"""
+on those features and the activations' and attention scores' sizes (what the ONNX Runtime,
+eager and tuned-TVM backends of one host differ by most). It follows what a few scale terms
+cannot (a device's cache boundary, its thread scaling) while its length scales, at least one
+standard deviation of each feature, keep it smooth enough for 50 points. It is stored as plain
+numbers (the points and their weights) and evaluated with NumPy, so a saved predictor holds no
+pickled object."""
 
 from __future__ import annotations
 
@@ -20,21 +21,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: features of the smooth residual and of the transfer picks (computed by ``residual_design``)
-RESIDUAL_FEATURES = (
+#: features of the transfer picks (computed by ``pick_design``): the source predictor's view
+PICK_FEATURES = (
     "log_pred_ms",
     "log1p_weights_mb",
     "log_tokens",
     "log_total_flop",
     "log_intensity",
 )
+#: features of the smooth residual (computed by ``residual_design``): the picks' view, and the
+#: activations' and attention scores' sizes, along which backends on one host differ most
+RESIDUAL_FEATURES = (*PICK_FEATURES, "log_activations", "log_attn_elems")
 #: fewer measured blocks than this: no smooth residual (nothing to learn it from)
 MIN_RESIDUAL_BLOCKS = 10
 
 
-def residual_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
-    """One row of ``RESIDUAL_FEATURES`` per block (``X``: block features; ``pred_ms``: a
-    prediction of its latency)."""
+def pick_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
+    """One row of ``PICK_FEATURES`` per block (``X``: block features; ``pred_ms``: a prediction
+    of its latency)."""
     return np.c_[
         np.log(pred_ms),
         np.log1p(X["weights_mb"].to_numpy(dtype=np.float64)),
@@ -44,8 +48,19 @@ def residual_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
     ]
 
 
+def log_activations(X: pd.DataFrame) -> np.ndarray:
+    """log of a block's activation elements (tokens x hidden)."""
+    return np.log(X["tokens"].to_numpy(dtype=np.float64) * X["hidden"].to_numpy(dtype=np.float64))
+
+
+def residual_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
+    """One row of ``RESIDUAL_FEATURES`` per block."""
+    attn = np.log(X["attn_elems"].to_numpy(dtype=np.float64))
+    return np.c_[pick_design(X, pred_ms), log_activations(X), attn]
+
+
 def transfer_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of ``n`` rows of ``Z`` (``residual_design`` of the candidates) that cover it: the
+    """Indices of ``n`` rows of ``Z`` (``pick_design`` of the candidates) that cover it: the
     row nearest to each k-means centre (standardised features), each in its own cluster."""
     from sklearn.cluster import KMeans
 
@@ -123,7 +138,10 @@ class SmoothResidual:
     def from_dict(cls, d: Any) -> SmoothResidual:
         """Parse ``to_dict``'s output; ValueError when anything is missing or malformed."""
         if not isinstance(d, dict) or tuple(d.get("features", ())) != RESIDUAL_FEATURES:
-            raise ValueError("smooth residual has other features than this canao's")
+            raise ValueError(
+                "smooth residual has other features than this canao version's: transfer it "
+                "again (canao train --transfer-from)"
+            )
         try:
             k = len(RESIDUAL_FEATURES)
             out = cls(
