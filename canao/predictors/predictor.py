@@ -531,24 +531,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 raise PredictorFileError(f"{meta_path}: whole-model overhead is malformed")
             self.overhead_coef_ = coef
             self.overhead_cache_mb_ = (float(cache[0]), float(cache[1]))
-        calib = meta.get("calibration")
-        self.calibration_ = None
-        if calib is not None:
-            if tuple(calib.get("features", ())) != CALIBRATION_FEATURES:
-                raise PredictorFileError(
-                    f"{meta_path}: its transfer calibration has other features than this canao "
-                    f"version's ({', '.join(CALIBRATION_FEATURES)}): transfer it again "
-                    "(canao train --transfer-from)"
-                )
-            self.calibration_ = np.asarray(calib["coef"], dtype=np.float64)
-            if self.calibration_.shape != (len(CALIBRATION_FEATURES),):
-                raise PredictorFileError(f"{meta_path}: transfer calibration is malformed")
-        remix = meta.get("remix")
-        self.remix_ = None
-        if remix is not None:
-            self.remix_ = np.asarray(remix["coef"], dtype=np.float64)
-            if self.remix_.shape != (len(REMIX_FEATURES),) or np.any(self.remix_ < 0):
-                raise PredictorFileError(f"{meta_path}: transfer remix is malformed")
+        self.calibration_ = _coef_from(meta, "calibration", CALIBRATION_FEATURES, meta_path)
+        self.remix_ = _coef_from(meta, "remix", REMIX_FEATURES, meta_path)
+        if self.remix_ is not None and np.any(self.remix_ < 0):
+            raise PredictorFileError(f"{meta_path}: transfer remix is malformed (negative)")
         self.residual_ = None
         if meta.get("residual") is not None:
             try:
@@ -557,6 +543,31 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 raise PredictorFileError(f"{meta_path}: transfer {e}") from None
         self.meta_ = meta
         return self
+
+
+def _coef_from(
+    meta: dict[str, Any], key: str, names: Sequence[str], meta_path: Path
+) -> np.ndarray | None:
+    """The coefficients of one transfer part of ``meta`` (as :func:`_coef_block` wrote them), or
+    None where it has none; PredictorFileError when they are malformed or name other features
+    than this version's."""
+    block = meta.get(key)
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise PredictorFileError(f"{meta_path}: transfer {key} is malformed")
+    if tuple(block.get("features") or ()) != tuple(names):
+        raise PredictorFileError(
+            f"{meta_path}: its transfer {key} has other features than this canao version's "
+            f"({', '.join(names)}): transfer it again (canao train --transfer-from)"
+        )
+    try:
+        coef = np.asarray(block["coef"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise PredictorFileError(f"{meta_path}: transfer {key} is malformed") from None
+    if coef.shape != (len(names),) or not np.all(np.isfinite(coef)):
+        raise PredictorFileError(f"{meta_path}: transfer {key} is malformed")
+    return coef
 
 
 def _coef_block(names: Sequence[str], coef: np.ndarray | None) -> dict[str, Any] | None:

@@ -228,9 +228,9 @@ def marked_rows(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         return empty, np.zeros(0, dtype=bool), np.zeros(0, dtype=object)
     entries = {folder: retirements(folder) for folder in {f for f, _ in frames}}
     gone = np.concatenate([retired_mask(df, entries[f]) for f, df in frames])
-    where = np.concatenate([np.full(len(df), f, dtype=object) for f, df in frames])
+    folders = np.concatenate([np.full(len(df), f, dtype=object) for f, df in frames])
     rows = pd.concat([df for _, df in frames], ignore_index=True).reindex(columns=list(COLUMNS))
-    return rows, gone, where
+    return rows, gone, folders
 
 
 def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:

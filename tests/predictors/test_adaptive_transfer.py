@@ -10,7 +10,11 @@ from canao.cli import main
 from canao.predictors.adaptive import select
 from canao.predictors.evaluation import random_split
 from canao.predictors.metrics import error_metrics
-from canao.predictors.predictor import LatencyPredictor, PredictorFileError
+from canao.predictors.predictor import (
+    CALIBRATION_FEATURES,
+    LatencyPredictor,
+    PredictorFileError,
+)
 from canao.predictors.transfer import RESIDUAL_FEATURES, SmoothResidual, transfer_picks
 from canao.profiling.samplers import BlockSpace, block_samples
 
@@ -103,6 +107,11 @@ def test_transfer_follows_the_activations_size(synthetic_blocks, tmp_path) -> No
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(PredictorFileError, match="calibration has other features.*again"):
         LatencyPredictor.load(path)
+    for broken in ("oops", {"features": list(CALIBRATION_FEATURES)}):  # edited by hand
+        meta["calibration"] = broken
+        (path / "meta.json").write_text(json.dumps(meta))
+        with pytest.raises(PredictorFileError, match="transfer calibration is malformed"):
+            LatencyPredictor.load(path)
 
 
 def test_smooth_residual_reproduces_a_smooth_function() -> None:
