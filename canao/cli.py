@@ -823,7 +823,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     """A predictor for a new device from at most ``--few`` measured blocks."""
     import numpy as np
 
-    from canao.predictors.evaluation import dataset_hash
+    from canao.predictors.evaluation import cross_validated_transfer, dataset_hash
     from canao.predictors.metrics import error_metrics
     from canao.predictors.transfer import pick_design, transfer_picks
 
@@ -833,8 +833,11 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     else:
         pick = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.few])
     rest = np.setdiff1d(np.arange(len(y)), pick)
-    model.fit_transfer(X.iloc[pick], y[pick])
     metrics: dict[str, Any] = {}
+    cv = cross_validated_transfer(model, X.iloc[pick], y[pick])
+    if cv is not None:
+        metrics["blocks_cv"] = cv
+    model.fit_transfer(X.iloc[pick], y[pick])
     if len(rest):
         metrics["blocks_rest"] = error_metrics(y[rest], model.predict(X.iloc[rest]))
     src = model.meta_
@@ -866,6 +869,11 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
         form = model.transfer_method_ + (" + smooth residual" if model.residual_ else "")
         line += f"with {len(pick)} blocks ({form})"
+        if "blocks_cv" in metrics:
+            m = metrics["blocks_cv"]
+            k = min(10, len(pick))
+            line += f"; each of them predicted without it ({k}-fold): MAPE {m['mape']:.2f}%, "
+            line += f"within ±10% {m['acc10']:.1%}"
         if "blocks_rest" in metrics:
             m = metrics["blocks_rest"]
             line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "

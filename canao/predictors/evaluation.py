@@ -177,6 +177,26 @@ def cross_validated(
     return out
 
 
+def cross_validated_transfer(
+    source: Any, X: pd.DataFrame, y: np.ndarray, folds: int = 10
+) -> dict[str, float] | None:
+    """How well a transfer from ``source`` (a fitted ``LatencyPredictor``) to the device of the
+    blocks ``X``, ``y`` predicts blocks it has not seen: each block predicted by a transfer
+    fitted, as ``fit_transfer`` does, on the other folds' blocks (``folds``-fold). None below
+    5 blocks (a fold's transfer needs at least 3). It is what the few blocks can say about
+    the transfer's error before any other block is measured."""
+    import copy
+
+    if len(y) < 5:
+        return None
+
+    class _Transfer:
+        def fit(self, Xt: pd.DataFrame, yt: np.ndarray) -> Any:
+            return copy.deepcopy(source).fit_transfer(Xt, yt)
+
+    return cross_validated(X, y, _Transfer, min(folds, len(y)), seeds=(0,))[0]
+
+
 def pooled(passes: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """The metrics of several :func:`cross_validated` passes as one: each one's mean, but the
     largest error is the worst pass's (a row badly predicted in one pass is not averaged away

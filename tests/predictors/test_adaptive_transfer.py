@@ -8,7 +8,7 @@ import pytest
 
 from canao.cli import main
 from canao.predictors.adaptive import select
-from canao.predictors.evaluation import random_split
+from canao.predictors.evaluation import cross_validated_transfer, random_split
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
     CALIBRATION_FEATURES,
@@ -33,6 +33,25 @@ def test_transfer_from_few_blocks(synthetic_blocks, tmp_path) -> None:
     assert adapted["acc10"] >= 0.95, adapted
     loaded = LatencyPredictor.load(source.save(tmp_path / "t"))
     np.testing.assert_allclose(loaded.predict(X), source.predict(X), rtol=1e-6)
+
+
+def test_cross_validated_transfer_tells_a_good_transfer_from_a_bad_one(synthetic_blocks) -> None:
+    """The few blocks' own estimate of a transfer's error (each predicted by a transfer fitted
+    without it) is near its error on all the other blocks, and low where the few blocks carry
+    no signal (their latencies shuffled among them)."""
+    _, X, y = synthetic_blocks
+    target = y * 1.8 * (X["tokens"].to_numpy() / 64) ** 0.08
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    pick = np.random.default_rng(0).permutation(len(y))[:40]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    cv = cross_validated_transfer(source, X.iloc[pick], target[pick])
+    assert cv is not None and cv["n"] == 40
+    other = error_metrics(target[rest], source.fit_transfer(X.iloc[pick], target[pick]).predict(
+        X.iloc[rest]))["acc10"]  # fmt: skip
+    assert cv["acc10"] >= 0.9 and abs(cv["acc10"] - other) <= 0.1, (cv, other)
+    shuffled = np.random.default_rng(1).permutation(target[pick])
+    assert cross_validated_transfer(source, X.iloc[pick], shuffled)["acc10"] < 0.3
+    assert cross_validated_transfer(source, X.iloc[pick[:4]], target[pick[:4]]) is None
 
 
 def test_transfer_follows_a_shift_between_sub_operations(synthetic_blocks, tmp_path) -> None:
@@ -220,4 +239,6 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert meta["device"] == "unit2" and meta["dataset"]["block_rows"] == 12
     assert meta["transfer"]["pick"] == "cover" and meta["transfer"]["smooth_residual"]
     assert meta["residual"]["features"][0] == "log_pred_ms"
-    assert "smooth residual" in capsys.readouterr().out
+    assert meta["metrics"]["blocks_cv"]["n"] == 12  # each of the 12 predicted without it
+    out_line = capsys.readouterr().out
+    assert "smooth residual" in out_line and "predicted without it (10-fold)" in out_line
