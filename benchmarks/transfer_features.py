@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from canao.predictors.evaluation import blocks_xy, load_dataset
+from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import LatencyPredictor
 from canao.predictors.transfer import PICK_FEATURES, RESIDUAL_FEATURES, pick_design, residual_design
 
@@ -36,7 +37,8 @@ PAIRS = (
 
 
 def within10(y: np.ndarray, source_ms: np.ndarray, log_ratio: np.ndarray) -> float:
-    return float(np.mean(np.abs(source_ms * np.exp(log_ratio) / y - 1) <= 0.1))
+    """Share of ``y`` within ±10% of the source prediction corrected by ``log_ratio``."""
+    return error_metrics(y, source_ms * np.exp(log_ratio))["acc10"]
 
 
 def main() -> None:

@@ -823,7 +823,11 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     """A predictor for a new device from at most ``--few`` measured blocks."""
     import numpy as np
 
-    from canao.predictors.evaluation import cross_validated_transfer, dataset_hash
+    from canao.predictors.evaluation import (
+        TRANSFER_CV_FOLDS,
+        cross_validated_transfer,
+        dataset_hash,
+    )
     from canao.predictors.metrics import error_metrics
     from canao.predictors.transfer import pick_design, transfer_picks
 
@@ -871,7 +875,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:
             m = metrics["blocks_cv"]
-            k = min(10, len(pick))
+            k = min(TRANSFER_CV_FOLDS, len(pick))
             line += f"; each of them predicted without it ({k}-fold): MAPE {m['mape']:.2f}%, "
             line += f"within ±10% {m['acc10']:.1%}"
         if "blocks_rest" in metrics:

@@ -177,8 +177,12 @@ def cross_validated(
     return out
 
 
+#: folds of :func:`cross_validated_transfer` (fewer where there are fewer blocks)
+TRANSFER_CV_FOLDS = 10
+
+
 def cross_validated_transfer(
-    source: Any, X: pd.DataFrame, y: np.ndarray, folds: int = 10
+    source: Any, X: pd.DataFrame, y: np.ndarray, folds: int = TRANSFER_CV_FOLDS
 ) -> dict[str, float] | None:
     """How well a transfer from ``source`` (a fitted ``LatencyPredictor``) to the device of the
     blocks ``X``, ``y`` predicts blocks it has not seen: each block predicted by a transfer
