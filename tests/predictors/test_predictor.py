@@ -102,14 +102,22 @@ def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
     np.testing.assert_allclose(F["blocks_ms"], blocks)
     scores = [sum(b.batch * b.heads * b.seq_len**2 for b in a.blocks()) / 1e6 for a in archs]
     np.testing.assert_allclose(F["attention_scores_m"], scores)
+    layer_tokens = np.array([sum(b.batch * b.seq_len for b in a.blocks()) for a in archs])
+    np.testing.assert_allclose(F["layer_tokens_k"], layer_tokens / 1e3)
+    np.testing.assert_allclose(
+        F["layer_activations_m"], [a.num_layers * a.seq_len * a.hidden / 1e6 for a in archs]
+    )
     assert 0 < min(cached) < max(beyond)
     assert sum(beyond == 0) > 5
     # a device that runs whole models 10% slower than their blocks alone and adds 0.2 ms,
-    # 0.5 ns per token x hidden, the time to read again, at 20 GB/s, each layer's weights that
-    # a lone block kept in its 4 MB cache, and at 10 GB/s the model's weights beyond 16 MB
+    # 0.5 ns per token x hidden, 4 us per token in every layer, the time to read again, at
+    # 20 GB/s, each layer's weights that a lone block kept in its 4 MB cache, and at 10 GB/s
+    # the model's weights beyond 16 MB
     truth = np.array([synthetic_ms(list(a.blocks())).sum() for a in archs])
     tokens_x_hidden = np.array([a.seq_len * a.hidden for a in archs])
-    measured = 1.1 * truth + 0.2 + 0.5e-6 * tokens_x_hidden + cached / 20 + beyond / 10
+    measured = (
+        1.1 * truth + 0.2 + 0.5e-6 * tokens_x_hidden + 4e-3 * layer_tokens + cached / 20
+    ) + beyond / 10
     model.fit_overhead(archs[:40], measured[:40], threads=2)
     assert model.overhead_cache_mb_ == (4.0, 16.0)
     pred = model.predict_archs(archs[40:], 2)
@@ -128,6 +136,13 @@ def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
     )
     assert with_weights["max_err"] < 2 < 10 < without["max_err"]
     assert with_weights["mape"] < without["mape"] / 4
+    # and without the per-layer token terms, so is the 4 us per token in every layer
+    per_layer = {"layer_tokens_k", "layer_activations_m"}
+    keep = [i for i, name in enumerate(OVERHEAD_FEATURES) if name not in per_layer]
+    A = overhead_features(archs, blocks, 4.0, 16.0)[:, keep]
+    coef, *_ = np.linalg.lstsq(A[:40] / measured[:40, None], residual / measured[:40], rcond=None)
+    no_layer = error_metrics(measured[40:], blocks[40:] + A[40:] @ coef)
+    assert with_weights["mape"] < no_layer["mape"] / 4
     with pytest.raises(ValueError, match="finite and > 0"):
         model.fit_overhead(archs[:3], [1.0, 0.0, 2.0], threads=2)
 
