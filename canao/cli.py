@@ -751,6 +751,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from canao.predictors.metrics import error_metrics
     from canao.predictors.predictor import LatencyPredictor
 
+    if args.also_from and not args.transfer_from:
+        raise UsageError("--also-from goes with --transfer-from")
     out = Path(args.out)
     if (out / "meta.json").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
@@ -829,19 +831,22 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         dataset_hash,
     )
     from canao.predictors.metrics import error_metrics
-    from canao.predictors.transfer import pick_design, transfer_picks
+    from canao.predictors.transfer import MIN_RESIDUAL_BLOCKS, pick_design, transfer_picks
 
     model = _load_predictor(args.transfer_from)
+    helpers = [_load_predictor(h) for h in args.also_from]
+    if helpers and min(args.few, len(y)) < MIN_RESIDUAL_BLOCKS:
+        raise UsageError(f"--also-from needs at least {MIN_RESIDUAL_BLOCKS} blocks (--few)")
     if args.pick == "cover":
         pick = transfer_picks(pick_design(X, model.predict(X)), args.few, args.seed)
     else:
         pick = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.few])
     rest = np.setdiff1d(np.arange(len(y)), pick)
     metrics: dict[str, Any] = {}
-    cv = cross_validated_transfer(model, X.iloc[pick], y[pick])
+    cv = cross_validated_transfer(model, X.iloc[pick], y[pick], helpers=helpers)
     if cv is not None:
         metrics["blocks_cv"] = cv
-    model.fit_transfer(X.iloc[pick], y[pick])
+    model.fit_transfer(X.iloc[pick], y[pick], helpers=helpers)
     if len(rest):
         metrics["blocks_rest"] = error_metrics(y[rest], model.predict(X.iloc[rest]))
     src = model.meta_
@@ -863,6 +868,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "method": model.transfer_method_,
             "pick": args.pick,
             "smooth_residual": model.residual_ is not None,
+            "also_from": [str(h) for h in args.also_from],
         },
         "metrics": metrics,
     }
@@ -871,7 +877,9 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         print(json.dumps({"predictor": str(out), **meta}))
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
-        form = model.transfer_method_ + (" + smooth residual" if model.residual_ else "")
+        form = model.transfer_method_
+        form += f" + mix of {len(helpers)} other sources" if model.mix_ else ""
+        form += " + smooth residual" if model.residual_ else ""
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:
             m = metrics["blocks_cv"]
@@ -1279,6 +1287,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--transfer-from",
         metavar="PREDICTOR",
         help="adapt a predictor of another device or backend from a few measured blocks (--data)",
+    )
+    p.add_argument(
+        "--also-from",
+        nargs="+",
+        default=[],
+        metavar="PREDICTOR",
+        help="with --transfer-from: other source predictors; what the transfer leaves is first "
+        "read from how they see each block (a new CPU between known ones), then smoothed",
     )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
     p.add_argument(

@@ -37,6 +37,7 @@ from canao.predictors.features import (
 from canao.predictors.transfer import (
     MIN_RESIDUAL_BLOCKS,
     SmoothResidual,
+    SourceMix,
     log_activations,
     residual_design,
 )
@@ -80,6 +81,12 @@ OVERHEAD_FEATURES = (
 #: the two cache sizes (MB) are the device's, chosen by ``fit_overhead`` from these grids
 LAYER_CACHE_GRID_MB = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+
+
+#: where a transferred predictor keeps the other sources of its mix (a predictor folder each)
+MIX_FOLDER = "sources"
+#: the descriptive fields of a predictor's meta.json that travel with it into a mix
+DESCRIBED = ("device", "backend", "threads", "dataset", "canary_ms", "metrics", "transfer")
 
 
 class PredictorFileError(ValueError):
@@ -160,9 +167,12 @@ def _apply_transfer(
     remix: np.ndarray | None,
     calib: np.ndarray | None,
     residual: SmoothResidual | None = None,
+    mix: SourceMix | None = None,
 ) -> np.ndarray:
+    """The transfer's stages in order: remix, calibration, source mix, smooth residual."""
     p = src if remix is None else np.maximum(_remix_design(X, src) @ remix, 1e-6)
     p = p if calib is None else p * np.exp(_calibration_design(X, p) @ calib)
+    p = p if mix is None else p * np.exp(mix(X, p))
     return p if residual is None else p * np.exp(residual(residual_design(X, p)))
 
 
@@ -267,6 +277,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     calibration_: np.ndarray | None
     remix_: np.ndarray | None
     residual_: SmoothResidual | None
+    mix_: SourceMix | None
     #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
     overhead_coef_: np.ndarray | None
     overhead_cache_mb_: tuple[float, float]
@@ -336,6 +347,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.base_intercept_ = float(coef[-1])
         # a refit drops any transfer, and the overhead fitted on the old block predictions
         self.calibration_ = self.remix_ = self.residual_ = self.overhead_coef_ = None
+        self.mix_ = None
         model = self._xgb()
         model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
         self.booster_ = model.get_booster()
@@ -355,11 +367,18 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         X = _as_frame(X)
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
-        return _apply_transfer(X, ms, self.remix_, self.calibration_, self.residual_)
+        transfer = (self.remix_, self.calibration_, self.residual_, self.mix_)
+        return _apply_transfer(X, ms, *transfer)
 
     # -- transfer to a new device --------------------------------------------------------------
     def fit_transfer(
-        self, X: Any, y: Any, alpha: float = 1.0, method: str = "auto", residual: bool = True
+        self,
+        X: Any,
+        y: Any,
+        alpha: float = 1.0,
+        method: str = "auto",
+        residual: bool = True,
+        helpers: Sequence[LatencyPredictor] = (),
     ) -> LatencyPredictor:
         """Adapt this (source-device) predictor to a new device from a few measured blocks.
 
@@ -371,6 +390,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         share within ±10% (then mean |log error|) on the given blocks; ``transfer_method_``
         says which was chosen. Then, with ``residual`` and at least ``MIN_RESIDUAL_BLOCKS``
         blocks, a smooth correction of what the form leaves (``transfer.SmoothResidual``).
+        ``helpers``: other fitted source predictors; with at least ``MIN_RESIDUAL_BLOCKS``
+        blocks, what the form leaves is first read from how they see each block
+        (``transfer.SourceMix``), then the smooth residual takes the rest.
         """
         self._check_fitted()
         X = _as_frame(X)
@@ -379,7 +401,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise ValueError("transfer needs at least 3 measured blocks")
         if method not in (*TRANSFER_METHODS, "auto"):
             raise ValueError(f"method must be one of {', '.join(TRANSFER_METHODS)} or auto")
-        self.calibration_ = self.remix_ = self.residual_ = None
+        for h in helpers:
+            h._check_fitted()
+        self.calibration_ = self.remix_ = self.residual_ = self.mix_ = None
         src = self.predict(X)
         A = _remix_design(X, src)
         if method == "auto":
@@ -387,8 +411,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         remix, calib = _fit_transfer(method, A, X, src, y, alpha)
         self.remix_, self.calibration_ = remix, calib
         self.transfer_method_ = method
-        if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
-            p = _apply_transfer(X, src, remix, calib)
+        enough = len(y) >= MIN_RESIDUAL_BLOCKS
+        p = _apply_transfer(X, src, remix, calib)
+        if helpers and enough:
+            self.mix_ = SourceMix.fit(helpers, X, p, y)
+            p = p * np.exp(self.mix_(X, p))
+        if residual and enough:
             self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
         return self
 
@@ -452,6 +480,14 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise FileExistsError(f"{path} already holds a predictor (use --overwrite)")
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "model.ubj"))
+        mix = None
+        if self.mix_ is not None:  # each other source a predictor folder of its own
+            mix = {**self.mix_.to_dict(), "sources": []}
+            for i, helper in enumerate(self.mix_.helpers):
+                meta_in = getattr(helper, "meta_", {})
+                described = {k: v for k, v in meta_in.items() if k in DESCRIBED}
+                helper.save(path / MIX_FOLDER / str(i), described, overwrite=True)
+                mix["sources"].append({"folder": f"{MIX_FOLDER}/{i}", **described})
         overhead = _coef_block(OVERHEAD_FEATURES, self.overhead_coef_)
         if overhead is not None:
             overhead["layer_cache_mb"], overhead["model_cache_mb"] = self.overhead_cache_mb_
@@ -472,6 +508,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
             "remix": _coef_block(REMIX_FEATURES, self.remix_),
             "residual": None if self.residual_ is None else self.residual_.to_dict(),
+            "mix": mix,
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(meta or {}),
@@ -551,8 +588,28 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 self.residual_ = SmoothResidual.from_dict(meta["residual"])
             except ValueError as e:
                 raise PredictorFileError(f"{meta_path}: transfer {e}") from None
+        self.mix_ = None
+        if meta.get("mix") is not None:
+            self.mix_ = _mix_from(meta["mix"], path, meta_path)
         self.meta_ = meta
         return self
+
+
+def _mix_from(block: Any, path: Path, meta_path: Path) -> SourceMix:
+    """The source mix of a saved predictor, its other sources loaded from their folders."""
+    sources = block.get("sources") if isinstance(block, dict) else None
+    if not isinstance(sources, list) or not sources:
+        raise PredictorFileError(f"{meta_path}: transfer source mix is malformed")
+    helpers = []
+    for i in range(len(sources)):
+        try:
+            helpers.append(LatencyPredictor.load(path / MIX_FOLDER / str(i)))
+        except PredictorFileError as e:
+            raise PredictorFileError(f"{meta_path}: its other source {i}: {e}") from None
+    try:
+        return SourceMix.from_dict(block, helpers)
+    except ValueError as e:
+        raise PredictorFileError(f"{meta_path}: transfer {e}") from None
 
 
 def _coef_from(

@@ -133,6 +133,44 @@ def test_transfer_follows_the_activations_size(synthetic_blocks, tmp_path) -> No
             LatencyPredictor.load(path)
 
 
+def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) -> None:
+    """A new device halfway (in log) between the primary source and another known device, which
+    differs from the primary by a wave along the FFN width: 50 blocks alone cannot pin the
+    wave down, the other source's predictor (``helpers``, ``SourceMix``) carries it."""
+    _, X, y = synthetic_blocks
+    wave = np.sin(X["ffn"].to_numpy() / 150.0)
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    other = LatencyPredictor(n_estimators=300).fit(X, y * np.exp(0.4 * wave))
+    target = 1.3 * y * np.exp(0.2 * wave)
+    pick = np.random.default_rng(3).permutation(len(y))[:50]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    acc, models = {}, {}
+    for helpers in ((), (other,)):
+        model = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+        model.fit_transfer(X.iloc[pick], target[pick], helpers=helpers)
+        assert (model.mix_ is not None) == bool(helpers)
+        acc[len(helpers)] = error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"]
+        models[len(helpers)] = model
+    assert acc[1] >= 0.95 and acc[1] > acc[0] + 0.1, acc
+    assert models[1].mix_.coef[0] == pytest.approx(0.5, abs=0.1)  # halfway
+    path = models[1].save(tmp_path / "t")
+    assert (path / "sources" / "0" / "model.ubj").is_file()
+    loaded = LatencyPredictor.load(path)
+    np.testing.assert_allclose(loaded.predict(X), models[1].predict(X), rtol=1e-6)
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["mix"]["sources"][0]["folder"] == "sources/0"
+    few = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+    assert few.fit_transfer(X.iloc[pick[:9]], target[pick[:9]], helpers=[other]).mix_ is None
+    (path / "sources" / "0" / "model.ubj").write_bytes(b"not a model")
+    with pytest.raises(PredictorFileError, match="other source 0: .*corrupt"):
+        LatencyPredictor.load(path)
+    other.save(path / "sources" / "0", overwrite=True)
+    meta["mix"]["coef"] = [0.5, 0.5]  # two coefficients for one other source
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorFileError, match="source mix is malformed"):
+        LatencyPredictor.load(path)
+
+
 def test_smooth_residual_reproduces_a_smooth_function() -> None:
     """Its NumPy evaluation of the fitted process: near the training values on the training
     points and between them (a wrong kernel formula would miss both)."""
@@ -242,3 +280,12 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert meta["metrics"]["blocks_cv"]["n"] == 12  # each of the 12 predicted without it
     out_line = capsys.readouterr().out
     assert "smooth residual" in out_line and "predicted without it (10-fold)" in out_line
+    also = ["--also-from", str(pred), "--out", str(tmp_path / "mixed")]
+    assert main([*argv, "--few", "12", *also]) == 0
+    meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())
+    assert meta["transfer"]["also_from"] == [str(pred)] and len(meta["mix"]["sources"]) == 1
+    assert "mix of 1 other sources" in capsys.readouterr().out
+    assert main([*argv, "--few", "9", *also, "--overwrite"]) == 2
+    assert "--also-from needs at least 10 blocks" in capsys.readouterr().err
+    assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
+    assert "--also-from goes with --transfer-from" in capsys.readouterr().err

@@ -1,0 +1,161 @@
+"""Transfer from one source predictor, or from one and the other sources beside it.
+
+    .venv/bin/python benchmarks/transfer_sources.py [--datasets NAME,...] [--few 50] [--seeds 8]
+
+Every dataset (read as the drift-corrected median of its rounds) is a target in turn and every
+other one a primary source (its predictor trained on all its blocks). The ``--few`` covering
+blocks are picked from the primary's view (``transfer_picks``, as ``canao profile
+--transfer-from`` measures them) and the primary is transferred with them alone (``canao train
+--transfer-from P``) and with every other dataset's predictor as well, the target's own left
+out (``canao train --transfer-from P --also-from ...``: ``transfer.SourceMix``). Each is scored
+on all the target's other blocks, averaged over ``--seeds`` k-means seeds. Writes
+``results/transfer-sources.md`` and ``results/transfer-sources.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+
+from canao.predictors.evaluation import blocks_xy, load_dataset
+from canao.predictors.metrics import error_metrics
+from canao.predictors.predictor import LatencyPredictor
+from canao.predictors.transfer import pick_design, transfer_picks
+
+INTEL = "intel-xeon-amx-2c"
+DATASETS = (
+    f"{INTEL}/onnxruntime/2t/drift-median",
+    f"{INTEL}/eager/2t/drift-median",
+    f"{INTEL}/tvm/2t/drift-median",
+    "amd-epyc-avx512-2c/onnxruntime/1t/drift-median",
+    "amd-epyc-avx512-2c-f25m17/onnxruntime/1t/drift-median",
+    "amd-epyc-avx2-2c/onnxruntime/1t/drift-median",
+)
+
+
+#: the README's names of the shipped devices (plot labels)
+NICKNAMES = {
+    INTEL: "Intel",
+    "amd-epyc-avx512-2c": "Zen 5",
+    "amd-epyc-avx512-2c-f25m17": "Zen 4",
+    "amd-epyc-avx2-2c": "Zen 3",
+    "intel-xeon-avx512-2c": "Skylake-SP",
+}
+
+
+def short(name: str) -> str:
+    """device/backend of a dataset name."""
+    return "/".join(name.split("/")[:2])
+
+
+def label(name: str) -> str:
+    """A dataset's plot label: the device's README name and the backend."""
+    device, backend = name.split("/")[:2]
+    return f"{NICKNAMES.get(device, device)} {backend}"
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="dataset names, ...")
+    ap.add_argument("--few", type=int, default=50)
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args()
+    names = args.datasets.split(",")
+    if len(names) < 3:
+        raise SystemExit("--datasets: at least 3 (a target, a primary source and another)")
+    start = time.time()
+    frames = {n: blocks_xy(load_dataset(args.data, n)) for n in names}
+    fitted = {n: LatencyPredictor().fit(*frames[n]) for n in names}
+    lines = [
+        "# Transfer from one source predictor, or from one and the others beside it",
+        "",
+        f"`{' '.join(['.venv/bin/python benchmarks/transfer_sources.py', '--few', str(args.few)])}"
+        f" --seeds {args.seeds}`. Each target's {args.few} covering blocks are picked from the "
+        "primary source's view; the transfer from the primary alone is `canao train "
+        "--transfer-from`, the one with the other sources (every other dataset's predictor, "
+        "the target's own left out) `--also-from`. Scored within ±10% (and MAPE) on all the "
+        f"target's other blocks, mean over {args.seeds} k-means seeds (lowest-highest seed "
+        "in brackets for the shares).",
+        "",
+        "| target | primary source | alone ±10% | with the others ±10% | alone MAPE "
+        "| with the others MAPE |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    for target in names:
+        Xd, yd = frames[target]
+        results[target] = {}
+        for primary in names:
+            if primary == target:
+                continue
+            helpers = [fitted[n] for n in names if n not in (primary, target)]
+            view = pick_design(Xd, fitted[primary].predict(Xd))
+            alone, mixed = [], []
+            for seed in range(args.seeds):
+                pick = transfer_picks(view, args.few, seed)
+                rest = np.setdiff1d(np.arange(len(yd)), pick)
+                for out, extra in ((alone, []), (mixed, helpers)):
+                    model = copy.deepcopy(fitted[primary])
+                    model.fit_transfer(Xd.iloc[pick], yd[pick], helpers=extra)
+                    out.append(error_metrics(yd[rest], model.predict(Xd.iloc[rest])))
+            a10 = [m["acc10"] for m in alone]
+            m10 = [m["acc10"] for m in mixed]
+            results[target][primary] = (float(np.mean(a10)), float(np.mean(m10)))
+            lines.append(
+                f"| {short(target)} | {short(primary)} "
+                f"| {np.mean(a10):.1%} ({min(a10):.1%}-{max(a10):.1%}) "
+                f"| {np.mean(m10):.1%} ({min(m10):.1%}-{max(m10):.1%}) "
+                f"| {np.mean([m['mape'] for m in alone]):.2f}% "
+                f"| {np.mean([m['mape'] for m in mixed]):.2f}% |"
+            )
+            print(lines[-1], flush=True)
+    lines += [
+        "",
+        "Best primary source per target:",
+        "",
+        "| target | alone: best ±10% | with the others: best ±10% |",
+        "|---|---:|---:|",
+    ]
+    for target, by in results.items():
+        best_a = max(by, key=lambda p: by[p][0])
+        best_m = max(by, key=lambda p: by[p][1])
+        lines.append(
+            f"| {short(target)} | {by[best_a][0]:.1%} (from {short(best_a)}) "
+            f"| {by[best_m][1]:.1%} (from {short(best_m)}) |"
+        )
+    lines += ["", f"{time.time() - start:.0f} s.", "", "![transfer sources](transfer-sources.png)"]
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), squeeze=False)
+    for ax in grid.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, (target, by) in zip(grid.flat, results.items(), strict=False):
+        x = np.arange(len(by))
+        ax.bar(x - 0.2, [v[0] for v in by.values()], 0.4, label="primary source alone")
+        ax.bar(x + 0.2, [v[1] for v in by.values()], 0.4, label="with the other sources")
+        ax.axhline(0.95, color="grey", ls="--", lw=0.8)
+        ax.set_xticks(x, [label(p) for p in by], fontsize=7, rotation=25, ha="right")
+        ax.set_title(f"target: {label(target)}", fontsize=9)
+        ax.set_ylim(0.5, 1.0)
+        ax.set_ylabel(f"within ±10%, from {args.few} blocks", fontsize=8)
+    grid.flat[0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    args.out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out / "transfer-sources.png", dpi=110)
+    (args.out / "transfer-sources.md").write_text("\n".join(lines) + "\n")
+    print(f"written to {args.out / 'transfer-sources.md'}")
+
+
+if __name__ == "__main__":
+    main()
