@@ -878,7 +878,8 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
         form = model.transfer_method_
-        form += f" + mix of {len(helpers)} other sources" if model.mix_ else ""
+        others = f"{len(helpers)} other source" + ("s" if len(helpers) > 1 else "")
+        form += f" + mix of {others}" if model.mix_ else ""
         form += " + smooth residual" if model.residual_ else ""
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:

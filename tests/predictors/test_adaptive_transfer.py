@@ -284,7 +284,7 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert main([*argv, "--few", "12", *also]) == 0
     meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())
     assert meta["transfer"]["also_from"] == [str(pred)] and len(meta["mix"]["sources"]) == 1
-    assert "mix of 1 other sources" in capsys.readouterr().out
+    assert "mix of 1 other source +" in capsys.readouterr().out
     assert main([*argv, "--few", "9", *also, "--overwrite"]) == 2
     assert "--also-from needs at least 10 blocks" in capsys.readouterr().err
     assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
