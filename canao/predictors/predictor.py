@@ -16,6 +16,7 @@ the files, and refuses a schema, backend or format mismatch with one clear messa
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -480,6 +481,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise FileExistsError(f"{path} already holds a predictor (use --overwrite)")
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "model.ubj"))
+        if (path / MIX_FOLDER).is_dir():  # an overwritten predictor's other sources
+            shutil.rmtree(path / MIX_FOLDER)
         mix = None
         if self.mix_ is not None:  # each other source a predictor folder of its own
             mix = {**self.mix_.to_dict(), "sources": []}

@@ -159,6 +159,10 @@ def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) 
     np.testing.assert_allclose(loaded.predict(X), models[1].predict(X), rtol=1e-6)
     meta = json.loads((path / "meta.json").read_text())
     assert meta["mix"]["sources"][0]["folder"] == "sources/0"
+    models[0].save(tmp_path / "plain")
+    models[1].save(tmp_path / "plain", overwrite=True)
+    models[0].save(tmp_path / "plain", overwrite=True)  # no stale other sources left behind
+    assert not (tmp_path / "plain" / "sources").exists()
     few = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
     assert few.fit_transfer(X.iloc[pick[:9]], target[pick[:9]], helpers=[other]).mix_ is None
     (path / "sources" / "0" / "model.ubj").write_bytes(b"not a model")
