@@ -7,7 +7,8 @@ other one a primary source (its predictor trained on all its blocks). The ``--fe
 blocks are picked from the primary's view (``transfer_picks``, as ``canao profile
 --transfer-from`` measures them) and the primary is transferred with them alone (``canao train
 --transfer-from P``) and with every other dataset's predictor as well, the target's own left
-out (``canao train --transfer-from P --also-from ...``: ``transfer.SourceMix``). Each is scored
+out (``canao train --transfer-from P --also-from ...``: their predictions mixed into the remix
+beside the primary's). Each is scored
 on all the target's other blocks, averaged over ``--seeds`` k-means seeds. Writes
 ``results/transfer-sources.md`` and ``results/transfer-sources.png``.
 """

@@ -831,12 +831,10 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         dataset_hash,
     )
     from canao.predictors.metrics import error_metrics
-    from canao.predictors.transfer import MIN_RESIDUAL_BLOCKS, pick_design, transfer_picks
+    from canao.predictors.transfer import pick_design, transfer_picks
 
     model = _load_predictor(args.transfer_from)
     helpers = [_load_predictor(h) for h in args.also_from]
-    if helpers and min(args.few, len(y)) < MIN_RESIDUAL_BLOCKS:
-        raise UsageError(f"--also-from needs at least {MIN_RESIDUAL_BLOCKS} blocks (--few)")
     if args.pick == "cover":
         pick = transfer_picks(pick_design(X, model.predict(X)), args.few, args.seed)
     else:
@@ -869,6 +867,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "pick": args.pick,
             "smooth_residual": model.residual_ is not None,
             "also_from": [str(h) for h in args.also_from],
+            "other_sources_used": len(model.others_),
         },
         "metrics": metrics,
     }
@@ -879,7 +878,8 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
         form = model.transfer_method_
         others = f"{len(helpers)} other source" + ("s" if len(helpers) > 1 else "")
-        form += f" + mix of {others}" if model.mix_ else ""
+        if helpers:
+            form += f" with {others}" if model.others_ else f" ({others} left out: no remix)"
         form += " + smooth residual" if model.residual_ else ""
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:
@@ -1294,8 +1294,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="PREDICTOR",
-        help="with --transfer-from: other source predictors; what the transfer leaves is first "
-        "read from how they see each block (a new CPU between known ones), then smoothed",
+        help="with --transfer-from: other source predictors, whose predictions the transfer's "
+        "remix mixes in beside the first's (a new CPU between known ones)",
     )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
     p.add_argument(

@@ -38,7 +38,6 @@ from canao.predictors.features import (
 from canao.predictors.transfer import (
     MIN_RESIDUAL_BLOCKS,
     SmoothResidual,
-    SourceMix,
     log_activations,
     residual_design,
 )
@@ -84,9 +83,9 @@ LAYER_CACHE_GRID_MB = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
 
 
-#: where a transferred predictor keeps the other sources of its mix (a predictor folder each)
-MIX_FOLDER = "sources"
-#: the descriptive fields of a predictor's meta.json that travel with it into a mix
+#: where a transferred predictor keeps the other sources of its remix (a predictor folder each)
+OTHERS_FOLDER = "sources"
+#: the descriptive fields of a predictor's meta.json that travel with it as another source
 DESCRIBED = ("device", "backend", "threads", "dataset", "canary_ms", "metrics", "transfer")
 
 
@@ -135,12 +134,23 @@ def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
 
 #: how ``fit_transfer`` adapts a source predictor (see there)
 TRANSFER_METHODS = ("ridge", "remix", "remix+ridge")
-#: features of the transfer remix: the source prediction, the analytic base's, a constant
+#: features of the transfer remix: the source prediction, the analytic base's, a constant (then
+#: those of ``remix_features``: the other sources' predictions, when there are any)
 REMIX_FEATURES = ("source_ms", *BASE_FEATURES, "one")
 
 
-def _remix_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
-    return np.c_[source_ms, X[list(BASE_FEATURES)].to_numpy(dtype=np.float64), np.ones(len(X))]
+def remix_features(others: int) -> tuple[str, ...]:
+    """The remix's features with ``others`` other sources (``fit_transfer``'s helpers)."""
+    return (*REMIX_FEATURES, *(f"other_source_{i}_ms" for i in range(others)))
+
+
+def _remix_design(
+    X: pd.DataFrame, source_ms: np.ndarray, others_ms: np.ndarray | None = None
+) -> np.ndarray:
+    """One row of ``remix_features`` per block (``others_ms``: one column per other source)."""
+    base = X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
+    cols = [source_ms, base, np.ones(len(X))]
+    return np.column_stack(cols if others_ms is None else [*cols, others_ms])
 
 
 def _fit_transfer(
@@ -168,12 +178,12 @@ def _apply_transfer(
     remix: np.ndarray | None,
     calib: np.ndarray | None,
     residual: SmoothResidual | None = None,
-    mix: SourceMix | None = None,
+    others_ms: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The transfer's stages in order: remix, calibration, source mix, smooth residual."""
-    p = src if remix is None else np.maximum(_remix_design(X, src) @ remix, 1e-6)
+    """The transfer's stages in order: remix (of ``src`` and, where the remix has them, the
+    other sources' predictions ``others_ms``), calibration, smooth residual."""
+    p = src if remix is None else np.maximum(_remix_design(X, src, others_ms) @ remix, 1e-6)
     p = p if calib is None else p * np.exp(_calibration_design(X, p) @ calib)
-    p = p if mix is None else p * np.exp(mix(X, p))
     return p if residual is None else p * np.exp(residual(residual_design(X, p)))
 
 
@@ -185,7 +195,8 @@ def _loo_score(
     for i in range(len(y)):
         k = np.arange(len(y)) != i
         remix, calib = _fit_transfer(method, A[k], X.iloc[k], src[k], y[k], alpha)
-        pred = _apply_transfer(X.iloc[[i]], src[[i]], remix, calib)[0]
+        others = A[[i], len(REMIX_FEATURES) :]
+        pred = _apply_transfer(X.iloc[[i]], src[[i]], remix, calib, others_ms=others)[0]
         err[i] = abs(np.log(pred / y[i]))
     return -float(np.mean(err <= np.log(1.1))), float(np.mean(err))
 
@@ -278,7 +289,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     calibration_: np.ndarray | None
     remix_: np.ndarray | None
     residual_: SmoothResidual | None
-    mix_: SourceMix | None
+    #: the other sources whose predictions the remix mixes in (``fit_transfer``'s helpers)
+    others_: list[LatencyPredictor]
     #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
     overhead_coef_: np.ndarray | None
     overhead_cache_mb_: tuple[float, float]
@@ -348,7 +360,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.base_intercept_ = float(coef[-1])
         # a refit drops any transfer, and the overhead fitted on the old block predictions
         self.calibration_ = self.remix_ = self.residual_ = self.overhead_coef_ = None
-        self.mix_ = None
+        self.others_ = []
         model = self._xgb()
         model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
         self.booster_ = model.get_booster()
@@ -368,8 +380,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         X = _as_frame(X)
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
-        transfer = (self.remix_, self.calibration_, self.residual_, self.mix_)
-        return _apply_transfer(X, ms, *transfer)
+        others = self._others_ms(X) if self.remix_ is not None else None
+        return _apply_transfer(X, ms, self.remix_, self.calibration_, self.residual_, others)
+
+    def _others_ms(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The other sources' predictions, one column each (None without other sources)."""
+        return np.column_stack([h.predict(X) for h in self.others_]) if self.others_ else None
 
     # -- transfer to a new device --------------------------------------------------------------
     def fit_transfer(
@@ -391,9 +407,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         share within ±10% (then mean |log error|) on the given blocks; ``transfer_method_``
         says which was chosen. Then, with ``residual`` and at least ``MIN_RESIDUAL_BLOCKS``
         blocks, a smooth correction of what the form leaves (``transfer.SmoothResidual``).
-        ``helpers``: other fitted source predictors; with at least ``MIN_RESIDUAL_BLOCKS``
-        blocks, what the form leaves is first read from how they see each block
-        (``transfer.SourceMix``), then the smooth residual takes the rest.
+        ``helpers``: other fitted source predictors, whose predictions the remix mixes in
+        beside this one's (``others_``; a new device that sits between known ones), and
+        which are left out when ``ridge`` is chosen.
         """
         self._check_fitted()
         X = _as_frame(X)
@@ -404,20 +420,19 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise ValueError(f"method must be one of {', '.join(TRANSFER_METHODS)} or auto")
         for h in helpers:
             h._check_fitted()
-        self.calibration_ = self.remix_ = self.residual_ = self.mix_ = None
+        self.calibration_ = self.remix_ = self.residual_ = None
+        self.others_ = []
         src = self.predict(X)
-        A = _remix_design(X, src)
+        others_ms = np.column_stack([h.predict(X) for h in helpers]) if helpers else None
+        A = _remix_design(X, src, others_ms)
         if method == "auto":
             method = min(TRANSFER_METHODS, key=lambda m: _loo_score(m, A, X, src, y, alpha))
         remix, calib = _fit_transfer(method, A, X, src, y, alpha)
         self.remix_, self.calibration_ = remix, calib
         self.transfer_method_ = method
-        enough = len(y) >= MIN_RESIDUAL_BLOCKS
-        p = _apply_transfer(X, src, remix, calib)
-        if helpers and enough:
-            self.mix_ = SourceMix.fit(helpers, X, p, y)
-            p = p * np.exp(self.mix_(X, p))
-        if residual and enough:
+        self.others_ = [] if remix is None else list(helpers)  # ridge: they play no part
+        if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
+            p = _apply_transfer(X, src, remix, calib, others_ms=others_ms)
             self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
         return self
 
@@ -481,16 +496,13 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise FileExistsError(f"{path} already holds a predictor (use --overwrite)")
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "model.ubj"))
-        if (path / MIX_FOLDER).is_dir():  # an overwritten predictor's other sources
-            shutil.rmtree(path / MIX_FOLDER)
-        mix = None
-        if self.mix_ is not None:  # each other source a predictor folder of its own
-            mix = {**self.mix_.to_dict(), "sources": []}
-            for i, helper in enumerate(self.mix_.helpers):
-                meta_in = getattr(helper, "meta_", {})
-                described = {k: v for k, v in meta_in.items() if k in DESCRIBED}
-                helper.save(path / MIX_FOLDER / str(i), described, overwrite=True)
-                mix["sources"].append({"folder": f"{MIX_FOLDER}/{i}", **described})
+        if (path / OTHERS_FOLDER).is_dir():  # an overwritten predictor's other sources
+            shutil.rmtree(path / OTHERS_FOLDER)
+        others = []  # each other source a predictor folder of its own
+        for i, helper in enumerate(self.others_):
+            described = {k: v for k, v in getattr(helper, "meta_", {}).items() if k in DESCRIBED}
+            helper.save(path / OTHERS_FOLDER / str(i), described, overwrite=True)
+            others.append({"folder": f"{OTHERS_FOLDER}/{i}", **described})
         overhead = _coef_block(OVERHEAD_FEATURES, self.overhead_coef_)
         if overhead is not None:
             overhead["layer_cache_mb"], overhead["model_cache_mb"] = self.overhead_cache_mb_
@@ -509,9 +521,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             },
             "overhead": overhead,
             "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
-            "remix": _coef_block(REMIX_FEATURES, self.remix_),
+            "remix": _coef_block(remix_features(len(self.others_)), self.remix_),
             "residual": None if self.residual_ is None else self.residual_.to_dict(),
-            "mix": mix,
+            "other_sources": others,
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(meta or {}),
@@ -582,7 +594,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.overhead_coef_ = coef
             self.overhead_cache_mb_ = (float(cache[0]), float(cache[1]))
         self.calibration_ = _coef_from(meta, "calibration", CALIBRATION_FEATURES, meta_path)
-        self.remix_ = _coef_from(meta, "remix", REMIX_FEATURES, meta_path)
+        self.others_ = _others_from(meta.get("other_sources") or [], path, meta_path)
+        names = remix_features(len(self.others_))
+        self.remix_ = _coef_from(meta, "remix", names, meta_path)
+        if self.others_ and self.remix_ is None:
+            raise PredictorFileError(f"{meta_path}: other sources without a remix")
         if self.remix_ is not None and np.any(self.remix_ < 0):
             raise PredictorFileError(f"{meta_path}: transfer remix is malformed (negative)")
         self.residual_ = None
@@ -591,28 +607,21 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 self.residual_ = SmoothResidual.from_dict(meta["residual"])
             except ValueError as e:
                 raise PredictorFileError(f"{meta_path}: transfer {e}") from None
-        self.mix_ = None
-        if meta.get("mix") is not None:
-            self.mix_ = _mix_from(meta["mix"], path, meta_path)
         self.meta_ = meta
         return self
 
 
-def _mix_from(block: Any, path: Path, meta_path: Path) -> SourceMix:
-    """The source mix of a saved predictor, its other sources loaded from their folders."""
-    sources = block.get("sources") if isinstance(block, dict) else None
-    if not isinstance(sources, list) or not sources:
-        raise PredictorFileError(f"{meta_path}: transfer source mix is malformed")
-    helpers = []
+def _others_from(sources: Any, path: Path, meta_path: Path) -> list[LatencyPredictor]:
+    """The other sources of a saved predictor's remix, loaded from their folders."""
+    if not isinstance(sources, list):
+        raise PredictorFileError(f"{meta_path}: other_sources is malformed")
+    others = []
     for i in range(len(sources)):
         try:
-            helpers.append(LatencyPredictor.load(path / MIX_FOLDER / str(i)))
+            others.append(LatencyPredictor.load(path / OTHERS_FOLDER / str(i)))
         except PredictorFileError as e:
             raise PredictorFileError(f"{meta_path}: its other source {i}: {e}") from None
-    try:
-        return SourceMix.from_dict(block, helpers)
-    except ValueError as e:
-        raise PredictorFileError(f"{meta_path}: transfer {e}") from None
+    return others
 
 
 def _coef_from(

@@ -11,16 +11,10 @@ eager and tuned-TVM backends of one host differ by most). It follows what a few 
 cannot (a device's cache boundary, its thread scaling) while its length scales, at least one
 standard deviation of each feature, keep it smooth enough for 50 points. It is stored as plain
 numbers (the points and their weights) and evaluated with NumPy, so a saved predictor holds no
-pickled object.
-
-``SourceMix`` brings in other source predictors (``canao train --also-from``): a ridge model of
-what the transferred prediction misses on the log ratios of those predictors' latencies to
-it, so that a new device that sits between known ones (a CPU between two others, one runtime
-on several hosts) is read from all of them. It is applied before the smooth residual."""
+pickled object."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +32,8 @@ PICK_FEATURES = (
 #: features of the smooth residual (computed by ``residual_design``): the picks' view, and the
 #: activations' and attention scores' sizes, along which backends on one host differ most
 RESIDUAL_FEATURES = (*PICK_FEATURES, "log_activations", "log_attn_elems")
-#: fewer measured blocks than this: no smooth residual and no source mix (nothing to learn from)
+#: fewer measured blocks than this: no smooth residual (nothing to learn it from)
 MIN_RESIDUAL_BLOCKS = 10
-#: the ridge penalties the source mix chooses from (by generalised cross-validation); the
-#: largest leaves the other sources out in effect
-MIX_ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))
 
 
 def pick_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
@@ -174,62 +165,4 @@ class SmoothResidual:
         finite = all(np.all(np.isfinite(v)) for v in values)
         if not shapes_ok or not finite or np.any(out.scale <= 0) or np.any(out.length_scale <= 0):
             raise ValueError("smooth residual is malformed (shapes or values)")
-        return out
-
-
-@dataclass
-class SourceMix:
-    """r(X, p) = intercept + sum_k coef_k (log(helper_k(X) / p) - center_k): a correction of the
-    transferred prediction ``p`` by how the other source predictors (``helpers``, fitted
-    ``LatencyPredictor``s) see each block relative to it."""
-
-    helpers: list[Any]
-    coef: np.ndarray
-    center: np.ndarray
-    intercept: float
-
-    @staticmethod
-    def design(helpers: Sequence[Any], X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
-        return np.stack([np.log(h.predict(X) / pred_ms) for h in helpers], axis=1)
-
-    @classmethod
-    def fit(
-        cls, helpers: Sequence[Any], X: pd.DataFrame, pred_ms: np.ndarray, y: np.ndarray
-    ) -> SourceMix:
-        from sklearn.linear_model import RidgeCV
-
-        D = cls.design(helpers, X, pred_ms)
-        center = D.mean(axis=0)
-        ridge = RidgeCV(alphas=MIX_ALPHAS).fit(D - center, np.log(y / pred_ms))
-        coef = np.asarray(ridge.coef_, dtype=np.float64)
-        return cls(list(helpers), coef, center, float(ridge.intercept_))
-
-    def __call__(self, X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
-        """The log correction of ``pred_ms`` for the blocks ``X``."""
-        D = self.design(self.helpers, X, pred_ms)
-        return np.asarray((D - self.center) @ self.coef + self.intercept)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The coefficients (the helpers themselves are saved as predictors of their own)."""
-        return {
-            "coef": self.coef.tolist(),
-            "center": self.center.tolist(),
-            "intercept": self.intercept,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any, helpers: Sequence[Any]) -> SourceMix:
-        """Parse ``to_dict``'s output for these loaded ``helpers``; ValueError when malformed."""
-        try:
-            out = cls(
-                helpers=list(helpers),
-                coef=np.asarray(d["coef"], dtype=np.float64),
-                center=np.asarray(d["center"], dtype=np.float64),
-                intercept=float(d["intercept"]),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"source mix is malformed ({e})") from None
-        shapes_ok = out.coef.shape == out.center.shape == (len(helpers),)
-        if not shapes_ok or not np.all(np.isfinite(np.r_[out.coef, out.center, out.intercept])):
-            raise ValueError("source mix is malformed (shapes or values)")
         return out

@@ -136,7 +136,7 @@ def test_transfer_follows_the_activations_size(synthetic_blocks, tmp_path) -> No
 def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) -> None:
     """A new device halfway (in log) between the primary source and another known device, which
     differs from the primary by a wave along the FFN width: 50 blocks alone cannot pin the
-    wave down, the other source's predictor (``helpers``, ``SourceMix``) carries it."""
+    wave down, the remix with the other source's predictor (``helpers``) carries it."""
     _, X, y = synthetic_blocks
     wave = np.sin(X["ffn"].to_numpy() / 150.0)
     source = LatencyPredictor(n_estimators=300).fit(X, y)
@@ -148,30 +148,37 @@ def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) 
     for helpers in ((), (other,)):
         model = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
         model.fit_transfer(X.iloc[pick], target[pick], helpers=helpers)
-        assert (model.mix_ is not None) == bool(helpers)
+        assert len(model.others_) == len(helpers)
         acc[len(helpers)] = error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"]
         models[len(helpers)] = model
     assert acc[1] >= 0.95 and acc[1] > acc[0] + 0.1, acc
-    assert models[1].mix_.coef[0] == pytest.approx(0.5, abs=0.1)  # halfway
-    path = models[1].save(tmp_path / "t")
+    mixed = models[1]
+    assert mixed.transfer_method_.startswith("remix")
+    assert 0.3 < mixed.remix_[-1] < 1.0  # the other source carries about half the target
+    path = mixed.save(tmp_path / "t")
     assert (path / "sources" / "0" / "model.ubj").is_file()
     loaded = LatencyPredictor.load(path)
-    np.testing.assert_allclose(loaded.predict(X), models[1].predict(X), rtol=1e-6)
+    np.testing.assert_allclose(loaded.predict(X), mixed.predict(X), rtol=1e-6)
     meta = json.loads((path / "meta.json").read_text())
-    assert meta["mix"]["sources"][0]["folder"] == "sources/0"
+    assert meta["other_sources"][0]["folder"] == "sources/0"
+    assert meta["remix"]["features"][-1] == "other_source_0_ms"
+    ridge = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+    assert (
+        ridge.fit_transfer(X.iloc[pick], target[pick], method="ridge", helpers=[other]).others_
+        == []
+    )
     models[0].save(tmp_path / "plain")
-    models[1].save(tmp_path / "plain", overwrite=True)
+    mixed.save(tmp_path / "plain", overwrite=True)
     models[0].save(tmp_path / "plain", overwrite=True)  # no stale other sources left behind
     assert not (tmp_path / "plain" / "sources").exists()
-    few = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
-    assert few.fit_transfer(X.iloc[pick[:9]], target[pick[:9]], helpers=[other]).mix_ is None
     (path / "sources" / "0" / "model.ubj").write_bytes(b"not a model")
     with pytest.raises(PredictorFileError, match="other source 0: .*corrupt"):
         LatencyPredictor.load(path)
-    other.save(path / "sources" / "0", overwrite=True)
-    meta["mix"]["coef"] = [0.5, 0.5]  # two coefficients for one other source
+    for i in (0, 1):
+        other.save(path / "sources" / str(i), overwrite=True)
+    meta["other_sources"] *= 2  # two other sources, a remix for one
     (path / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(PredictorFileError, match="source mix is malformed"):
+    with pytest.raises(PredictorFileError, match="remix has other features"):
         LatencyPredictor.load(path)
 
 
@@ -287,9 +294,9 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     also = ["--also-from", str(pred), "--out", str(tmp_path / "mixed")]
     assert main([*argv, "--few", "12", *also]) == 0
     meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())
-    assert meta["transfer"]["also_from"] == [str(pred)] and len(meta["mix"]["sources"]) == 1
-    assert "mix of 1 other source +" in capsys.readouterr().out
-    assert main([*argv, "--few", "9", *also, "--overwrite"]) == 2
-    assert "--also-from needs at least 10 blocks" in capsys.readouterr().err
+    assert meta["transfer"]["also_from"] == [str(pred)]
+    used = meta["transfer"]["other_sources_used"]
+    assert used == len(meta["other_sources"]) == (meta["remix"] is not None)
+    assert "1 other source" in capsys.readouterr().out
     assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
     assert "--also-from goes with --transfer-from" in capsys.readouterr().err
