@@ -407,9 +407,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         share within ±10% (then mean |log error|) on the given blocks; ``transfer_method_``
         says which was chosen. Then, with ``residual`` and at least ``MIN_RESIDUAL_BLOCKS``
         blocks, a smooth correction of what the form leaves (``transfer.SmoothResidual``).
-        ``helpers``: other fitted source predictors, whose predictions the remix mixes in
-        beside this one's (``others_``; a new device that sits between known ones), and
-        which are left out when ``ridge`` is chosen.
+        ``helpers``: other fitted source predictors, whose predictions a remix may mix in
+        beside this one's (``others_``; a new device that sits between known ones): ``auto``
+        also weighs each remix form with them against it without them, by the same
+        leave-one-out; a ridge leaves them out.
         """
         self._check_fitted()
         X = _as_frame(X)
@@ -424,15 +425,21 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.others_ = []
         src = self.predict(X)
         others_ms = np.column_stack([h.predict(X) for h in helpers]) if helpers else None
-        A = _remix_design(X, src, others_ms)
+        # (method, with the other sources): a remix may leave them out, a ridge always does
+        forms = [(m, False) for m in TRANSFER_METHODS]
+        forms += [(m, True) for m in TRANSFER_METHODS if helpers and m.startswith("remix")]
+        designs = {False: _remix_design(X, src), True: _remix_design(X, src, others_ms)}
         if method == "auto":
-            method = min(TRANSFER_METHODS, key=lambda m: _loo_score(m, A, X, src, y, alpha))
-        remix, calib = _fit_transfer(method, A, X, src, y, alpha)
+            form = min(forms, key=lambda f: _loo_score(f[0], designs[f[1]], X, src, y, alpha))
+        else:
+            form = (method, bool(helpers) and method.startswith("remix"))
+        method, with_others = form
+        remix, calib = _fit_transfer(method, designs[with_others], X, src, y, alpha)
         self.remix_, self.calibration_ = remix, calib
         self.transfer_method_ = method
-        self.others_ = [] if remix is None else list(helpers)  # ridge: they play no part
+        self.others_ = list(helpers) if with_others else []
         if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
-            p = _apply_transfer(X, src, remix, calib, others_ms=others_ms)
+            p = _apply_transfer(X, src, remix, calib, others_ms=self._others_ms(X))
             self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
         return self
 

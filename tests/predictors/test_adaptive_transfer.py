@@ -162,6 +162,10 @@ def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) 
     meta = json.loads((path / "meta.json").read_text())
     assert meta["other_sources"][0]["folder"] == "sources/0"
     assert meta["remix"]["features"][-1] == "other_source_0_ms"
+    # a source that knows nothing of this device (latencies shuffled) is weighed and left out
+    blind = LatencyPredictor(n_estimators=100).fit(X, np.random.default_rng(4).permutation(y))
+    left = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+    assert left.fit_transfer(X.iloc[pick], target[pick], helpers=[blind]).others_ == []
     ridge = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
     assert (
         ridge.fit_transfer(X.iloc[pick], target[pick], method="ridge", helpers=[other]).others_
