@@ -879,7 +879,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         form = model.transfer_method_
         others = f"{len(helpers)} other source" + ("s" if len(helpers) > 1 else "")
         if helpers:
-            form += f" with {others}" if model.others_ else f" ({others} left out: no remix)"
+            form += f" with {others}" if model.others_ else f" ({others} left out by leave-one-out)"
         form += " + smooth residual" if model.residual_ else ""
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:
