@@ -380,12 +380,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         X = _as_frame(X)
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
-        others = self._others_ms(X) if self.remix_ is not None else None
+        others = _predict_each(self.others_, X)  # none without a remix (fit_transfer, load)
         return _apply_transfer(X, ms, self.remix_, self.calibration_, self.residual_, others)
-
-    def _others_ms(self, X: pd.DataFrame) -> np.ndarray | None:
-        """The other sources' predictions, one column each (None without other sources)."""
-        return np.column_stack([h.predict(X) for h in self.others_]) if self.others_ else None
 
     # -- transfer to a new device --------------------------------------------------------------
     def fit_transfer(
@@ -424,11 +420,13 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.calibration_ = self.remix_ = self.residual_ = None
         self.others_ = []
         src = self.predict(X)
-        others_ms = np.column_stack([h.predict(X) for h in helpers]) if helpers else None
+        others_ms = _predict_each(helpers, X)
         # (method, with the other sources): a remix may leave them out, a ridge always does
         forms = [(m, False) for m in TRANSFER_METHODS]
         forms += [(m, True) for m in TRANSFER_METHODS if helpers and m.startswith("remix")]
-        designs = {False: _remix_design(X, src), True: _remix_design(X, src, others_ms)}
+        designs = {False: _remix_design(X, src)}
+        if helpers:
+            designs[True] = _remix_design(X, src, others_ms)
         if method == "auto":
             form = min(forms, key=lambda f: _loo_score(f[0], designs[f[1]], X, src, y, alpha))
         else:
@@ -439,7 +437,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.transfer_method_ = method
         self.others_ = list(helpers) if with_others else []
         if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
-            p = _apply_transfer(X, src, remix, calib, others_ms=self._others_ms(X))
+            p = _apply_transfer(X, src, remix, calib, others_ms=others_ms if with_others else None)
             self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
         return self
 
@@ -616,6 +614,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 raise PredictorFileError(f"{meta_path}: transfer {e}") from None
         self.meta_ = meta
         return self
+
+
+def _predict_each(predictors: Sequence[LatencyPredictor], X: pd.DataFrame) -> np.ndarray | None:
+    """Each predictor's latencies for the blocks ``X``, one column each (None for none)."""
+    return np.column_stack([p.predict(X) for p in predictors]) if predictors else None
 
 
 def _others_from(sources: Any, path: Path, meta_path: Path) -> list[LatencyPredictor]:
