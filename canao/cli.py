@@ -740,6 +740,81 @@ def _load_training_rows(args: argparse.Namespace) -> Any:
         raise UsageError(str(e)) from None
 
 
+#: blocks between two writes of ``canao records`` (a killed run keeps what it had)
+RECORDS_CHUNK = 200
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    """Per block of the tuned grids, its workloads' best record times by kind: a table that
+    ``canao train --transfer-from P --records FILE`` mixes in (tuned TVM). Resumable."""
+    from canao.predictors.records import (
+        RecordsError,
+        read_records,
+        records_table,
+        write_records,
+    )
+    from canao.profiling.backends.tvm import default_tuning_dir, host_target
+    from canao.profiling.tuning import WorkloadGrid
+
+    device = _device(args.device)
+    if device != _device("host"):
+        raise UsageError("canao records reads this host's tuning records (its target)")
+    folder = Path(args.db) if args.db else default_tuning_dir(device)
+    if not (folder / "database_workload.json").is_file():
+        raise UsageError(f"{folder}: no tuning database (run canao tune first)")
+    if args.grid:
+        grids = [_grid(g) for g in args.grid]
+    else:
+        listed = folder / "grids.jsonl"
+        lines = listed.read_text().splitlines() if listed.is_file() else []
+        try:
+            grids = [WorkloadGrid.from_json(line) for line in lines if line.strip()]
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"{listed}: malformed ({e})") from None
+        if not grids:
+            raise UsageError(f"{folder}: no tuned grid listed in grids.jsonl; say --grid FILE")
+    out = Path(args.out) if args.out else folder / "records.parquet"
+    blocks = list(dict.fromkeys(b for g in grids for b in g.blocks()))
+    old = None
+    if out.exists() and not args.overwrite:
+        try:
+            old = read_records(out)
+        except RecordsError as e:
+            raise UsageError(f"{e} (use --overwrite to rebuild it)") from None
+    import pandas as pd
+
+    from canao.predictors.features import DIMS
+
+    have = set() if old is None else set(map(tuple, old[list(DIMS)].to_numpy().tolist()))
+    todo = [b for b in blocks if tuple(getattr(b, d) for d in DIMS) not in have]
+    print(
+        f"canao records: {len(blocks)} grid blocks, {len(blocks) - len(todo)} in {out} "
+        f"already, {len(todo)} to read (about 0.6 s each where their workloads are not "
+        "extracted yet)",
+        file=sys.stderr,
+    )
+    target = host_target(args.threads)
+    table = old if old is not None else pd.DataFrame()
+    untuned: list[Any] = []
+    for start in range(0, len(todo), RECORDS_CHUNK):
+        part, lost = records_table(
+            todo[start : start + RECORDS_CHUNK], folder, target, progress=not args.json
+        )
+        untuned += lost
+        table = pd.concat([table, part], ignore_index=True) if len(table) else part
+        write_records(table, out)
+    summary = {"records": str(out), "database": str(folder), "blocks": len(table)}
+    summary["untuned"] = len(untuned)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"canao records: {out}: {len(table)} blocks"
+            + (f"; {len(untuned)} left out (a workload has no record)" if untuned else "")
+        )
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from canao.predictors.evaluation import (
         blocks_xy,
@@ -751,8 +826,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from canao.predictors.metrics import error_metrics
     from canao.predictors.predictor import LatencyPredictor
 
-    if args.also_from and not args.transfer_from:
-        raise UsageError("--also-from goes with --transfer-from")
+    if (args.also_from or args.records) and not args.transfer_from:
+        raise UsageError("--also-from and --records go with --transfer-from")
     out = Path(args.out)
     if (out / "meta.json").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
@@ -835,6 +910,15 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
 
     model = _load_predictor(args.transfer_from)
     helpers = [_load_predictor(h) for h in args.also_from]
+    if args.records:
+        from canao.predictors.records import RecordsError, read_records, records_sources
+
+        try:
+            sources = records_sources(read_records(Path(args.records)), {"table": args.records})
+            sources[0].predict(X)  # every block of --data must have its records
+        except RecordsError as e:
+            raise UsageError(f"--records {args.records}: {e}") from None
+        helpers += sources
     if args.pick == "cover":
         pick = transfer_picks(pick_design(X, model.predict(X)), args.few, args.seed)
     else:
@@ -867,6 +951,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "pick": args.pick,
             "smooth_residual": model.residual_ is not None,
             "also_from": [str(h) for h in args.also_from],
+            "records": args.records,
             "other_sources_used": len(model.others_),
         },
         "metrics": metrics,
@@ -877,7 +962,11 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
         form = model.transfer_method_
-        others = f"{len(helpers)} other source" + ("s" if len(helpers) > 1 else "")
+        n = len(args.also_from)
+        others = " and ".join(
+            ([f"{n} other source" + ("s" if n > 1 else "")] if n else [])
+            + (["the tuning records"] if args.records else [])
+        )
         if helpers:
             form += f" with {others}" if model.others_ else f" ({others} left out by leave-one-out)"
         form += " + smooth residual" if model.residual_ else ""
@@ -915,7 +1004,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     meta = model.meta_
     threads = args.threads or max(meta.get("threads") or [2])
-    ms = model.predict_arch(arch, threads)
+    from canao.predictors.records import RecordsError
+
+    try:
+        ms = model.predict_arch(arch, threads)
+    except RecordsError as e:  # a transfer with tuning records, asked for an untuned block
+        raise UsageError(f"{args.predictor}: {e}") from None
     ref = meta.get("canary_ms")
     if args.canary_ms is not None:
         if args.canary_ms <= 0:
@@ -1297,6 +1391,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --transfer-from: other source predictors, whose predictions the transfer's "
         "remix mixes in beside the first's (a new CPU between known ones)",
     )
+    p.add_argument(
+        "--records",
+        metavar="FILE",
+        help="with --transfer-from, on tuned TVM: the new device's own tuning records per "
+        "block (canao records), mixed into the remix as two more sources",
+    )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
     p.add_argument(
         "--pick",
@@ -1392,6 +1492,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser(
+        "records",
+        help="per block of the tuned grids, its tuning records' times by kind (for "
+        "canao train --records)",
+    )
+    p.add_argument("--device", default="host")
+    p.add_argument(
+        "--db", help="tuning database folder (default datasets_latency/DEVICE/tvm/tuning)"
+    )
+    p.add_argument(
+        "--grid",
+        type=Path,
+        action="append",
+        help="grid JSON (repeatable; default: the grids listed in the database's grids.jsonl)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="the target's cores, as tuned")
+    p.add_argument("--out", help="table to write (default DB/records.parquet); resumed")
+    p.add_argument("--overwrite", action="store_true", help="rebuild the table from scratch")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_records)
 
     from canao.compress.commands import add_parser as add_compress
 

@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from canao.predictors.features import (
     feature_frame,
     weights_mb,
 )
+from canao.predictors.records import RECORDS_FORMAT, RecordsError, RecordsSource
 from canao.predictors.transfer import (
     MIN_RESIDUAL_BLOCKS,
     SmoothResidual,
@@ -42,6 +43,20 @@ from canao.predictors.transfer import (
     residual_design,
 )
 from canao.space import SUB_OPS, ArchSpec
+
+
+class Source(Protocol):
+    """What a transfer's other source offers: another device's ``LatencyPredictor``, or the
+    target device's own tuning records (``records.RecordsSource``)."""
+
+    def _check_fitted(self) -> None: ...
+
+    def predict(self, X: Any) -> np.ndarray: ...
+
+    def save(
+        self, path: Path, meta: dict[str, Any] | None = None, overwrite: bool = False
+    ) -> Path: ...
+
 
 FORMAT = "canao-latency-predictor"
 FORMAT_VERSION = 1
@@ -87,6 +102,8 @@ MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64
 OTHERS_FOLDER = "sources"
 #: the descriptive fields of a predictor's meta.json that travel with it as another source
 DESCRIBED = ("device", "backend", "threads", "dataset", "canary_ms", "metrics", "transfer")
+#: what ``meta.json`` says of a tuning-records source (``canao train --records``)
+RECORDS_DESCRIBED = ("source", "records", "table", "device")
 
 
 class PredictorFileError(ValueError):
@@ -290,7 +307,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     remix_: np.ndarray | None
     residual_: SmoothResidual | None
     #: the other sources whose predictions the remix mixes in (``fit_transfer``'s helpers)
-    others_: list[LatencyPredictor]
+    others_: list[Source]
     #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
     overhead_coef_: np.ndarray | None
     overhead_cache_mb_: tuple[float, float]
@@ -391,7 +408,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         alpha: float = 1.0,
         method: str = "auto",
         residual: bool = True,
-        helpers: Sequence[LatencyPredictor] = (),
+        helpers: Sequence[Source] = (),
     ) -> LatencyPredictor:
         """Adapt this (source-device) predictor to a new device from a few measured blocks.
 
@@ -406,7 +423,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         ``helpers``: other fitted source predictors, whose predictions a remix may mix in
         beside this one's (``others_``; a new device that sits between known ones): ``auto``
         also weighs each remix form with them against it without them, by the same
-        leave-one-out; a ridge leaves them out.
+        leave-one-out; a ridge leaves them out. A helper may also be the new device's own
+        tuning records (``records.records_sources``: tuned TVM).
         """
         self._check_fitted()
         X = _as_frame(X)
@@ -503,9 +521,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.booster_.save_model(str(path / "model.ubj"))
         if (path / OTHERS_FOLDER).is_dir():  # an overwritten predictor's other sources
             shutil.rmtree(path / OTHERS_FOLDER)
-        others = []  # each other source a predictor folder of its own
+        others = []  # each other source a folder of its own: a predictor, or a records table
         for i, helper in enumerate(self.others_):
-            described = {k: v for k, v in getattr(helper, "meta_", {}).items() if k in DESCRIBED}
+            keep = RECORDS_DESCRIBED if isinstance(helper, RecordsSource) else DESCRIBED
+            described = {k: v for k, v in getattr(helper, "meta_", {}).items() if k in keep}
             helper.save(path / OTHERS_FOLDER / str(i), described, overwrite=True)
             others.append({"folder": f"{OTHERS_FOLDER}/{i}", **described})
         overhead = _coef_block(OVERHEAD_FEATURES, self.overhead_coef_)
@@ -616,20 +635,24 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         return self
 
 
-def _predict_each(predictors: Sequence[LatencyPredictor], X: pd.DataFrame) -> np.ndarray | None:
-    """Each predictor's latencies for the blocks ``X``, one column each (None for none)."""
+def _predict_each(predictors: Sequence[Source], X: pd.DataFrame) -> np.ndarray | None:
+    """Each source's latencies for the blocks ``X``, one column each (None for none)."""
     return np.column_stack([p.predict(X) for p in predictors]) if predictors else None
 
 
-def _others_from(sources: Any, path: Path, meta_path: Path) -> list[LatencyPredictor]:
+def _others_from(sources: Any, path: Path, meta_path: Path) -> list[Source]:
     """The other sources of a saved predictor's remix, loaded from their folders."""
-    if not isinstance(sources, list):
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
         raise PredictorFileError(f"{meta_path}: other_sources is malformed")
-    others = []
-    for i in range(len(sources)):
+    others: list[Source] = []
+    for i, entry in enumerate(sources):
+        folder = path / OTHERS_FOLDER / str(i)
         try:
-            others.append(LatencyPredictor.load(path / OTHERS_FOLDER / str(i)))
-        except PredictorFileError as e:
+            if entry.get("source") == RECORDS_FORMAT:
+                others.append(RecordsSource.load(folder))
+            else:
+                others.append(LatencyPredictor.load(folder))
+        except (PredictorFileError, RecordsError) as e:
             raise PredictorFileError(f"{meta_path}: its other source {i}: {e}") from None
     return others
 

@@ -9,11 +9,20 @@ import pytest
 from canao.cli import main
 from canao.predictors.adaptive import select
 from canao.predictors.evaluation import cross_validated_transfer, random_split
+from canao.predictors.features import DIMS
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
     CALIBRATION_FEATURES,
     LatencyPredictor,
     PredictorFileError,
+)
+from canao.predictors.records import (
+    RecordsError,
+    RecordsSource,
+    read_records,
+    records_sources,
+    workload_kind,
+    write_records,
 )
 from canao.predictors.transfer import RESIDUAL_FEATURES, SmoothResidual, transfer_picks
 from canao.profiling.samplers import BlockSpace, block_samples
@@ -186,6 +195,76 @@ def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) 
         LatencyPredictor.load(path)
 
 
+def _records(X, linear, rest):
+    """A records table for the blocks ``X``: their dims and the two kinds' times (ms)."""
+    import pandas as pd
+
+    table = X[list(DIMS)].astype(int).reset_index(drop=True)
+    return pd.concat([table, pd.DataFrame({"linear_ms": linear, "rest_ms": rest})], axis=1)
+
+
+def test_transfer_reads_tuned_tvm_from_its_records(synthetic_blocks, tmp_path) -> None:
+    """A tuned-TVM device whose every block ran as well as the schedules found for its shapes
+    (a factor of 0.78-1.28 no other device predicts): 50 blocks alone cannot know it, its
+    tuning records (timed alone, at another scale, so the remix maps them) carry it."""
+    _, X, y = synthetic_blocks
+    luck = np.exp(np.random.default_rng(7).uniform(-0.25, 0.25, len(y)))
+    target = 1.2 * y * luck
+    table = _records(X, 0.5 * y * luck, 0.05 * y)
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    pick = np.random.default_rng(3).permutation(len(y))[:50]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    acc, models = {}, {}
+    for name, helpers in (("alone", []), ("records", records_sources(table, {"table": "t"}))):
+        model = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+        model.fit_transfer(X.iloc[pick], target[pick], helpers=helpers)
+        acc[name] = error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"]
+        models[name] = model
+    assert acc["records"] >= 0.95 and acc["records"] > acc["alone"] + 0.25, acc
+    tvm = models["records"]
+    assert tvm.transfer_method_.startswith("remix") and 1.5 < tvm.remix_[-2] < 3.5  # 1.2 / 0.5
+    path = tvm.save(tmp_path / "t")
+    meta = json.loads((path / "meta.json").read_text())
+    assert [(s["source"], s["records"]) for s in meta["other_sources"]] == [
+        ("canao-tuning-records", "linear"),
+        ("canao-tuning-records", "rest"),
+    ]
+    loaded = LatencyPredictor.load(path)
+    np.testing.assert_allclose(loaded.predict(X), tvm.predict(X), rtol=1e-9)
+    # a block whose shapes were never tuned has no records: refused, not guessed
+    with pytest.raises(RecordsError, match="without tuning records in this table: 1"):
+        loaded.predict(X.iloc[:1].assign(ffn=99_999))
+    (path / "sources" / "1" / "records.json").write_text('{"format": "canao-tuning-records"}')
+    with pytest.raises(PredictorFileError, match="other source 1: .*columns"):
+        LatencyPredictor.load(path)
+
+
+def test_records_tables_are_checked_and_round_trip(synthetic_blocks, tmp_path) -> None:
+    _, X, y = synthetic_blocks
+    table = _records(X.iloc[:20], y[:20], 0.1 * y[:20])
+    write_records(table, tmp_path / "r.parquet")
+    back = read_records(tmp_path / "r.parquet")
+    np.testing.assert_allclose(back["linear_ms"], y[:20])
+    assert back["hidden"].dtype == np.int64
+    src = RecordsSource(back, "rest")
+    np.testing.assert_allclose(src.predict(X.iloc[5:8]), 0.1 * y[5:8])
+    for bad, match in (
+        (table.drop(columns="rest_ms"), "no rest_ms column"),
+        (table.assign(linear_ms=-1.0), "finite and >= 0"),
+        (table.assign(ffn=0), "positive integers"),
+        (table.iloc[[0, 0]], "appears twice"),
+    ):
+        with pytest.raises(RecordsError, match=match):
+            RecordsSource(bad, "linear")
+    with pytest.raises(RecordsError, match="kind must be one of"):
+        RecordsSource(table, "softmax")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(RecordsError, match="not a records table"):
+        read_records(tmp_path / "bad.parquet")
+    assert workload_kind("fused_matmul3_add1") == "linear"
+    assert workload_kind("matmul1") == workload_kind("fused_fast_softmax") == "rest"
+
+
 def test_smooth_residual_reproduces_a_smooth_function() -> None:
     """Its NumPy evaluation of the fitted process: near the training values on the training
     points and between them (a wrong kernel formula would miss both)."""
@@ -303,4 +382,17 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert used == len(meta["other_sources"]) == (meta["remix"] is not None)
     assert "1 other source" in capsys.readouterr().out
     assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
-    assert "--also-from goes with --transfer-from" in capsys.readouterr().err
+    assert "--also-from and --records go with --transfer-from" in capsys.readouterr().err
+    # the new device's tuning records per block (as canao records writes them)
+    from canao.predictors.evaluation import blocks_xy, load_rows
+
+    Xn, yn = blocks_xy(load_rows(new_data, "eager"))
+    write_records(_records(Xn, 0.5 * yn, 0.1 * yn), tmp_path / "rec.parquet")
+    rec = ["--records", str(tmp_path / "rec.parquet"), "--out", str(tmp_path / "rec")]
+    assert main([*argv, "--few", "12", *rec]) == 0
+    meta = json.loads((tmp_path / "rec" / "meta.json").read_text())
+    assert meta["transfer"]["records"] == str(tmp_path / "rec.parquet")
+    assert "the tuning records" in capsys.readouterr().out
+    write_records(_records(Xn.iloc[1:], 0.5 * yn[1:], 0.1 * yn[1:]), tmp_path / "rec.parquet")
+    assert main([*argv, "--few", "12", *rec, "--overwrite"]) == 2
+    assert "without tuning records in this table: 1" in capsys.readouterr().err

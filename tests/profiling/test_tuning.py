@@ -195,3 +195,43 @@ def test_completion_order_finishes_blocks_earlier_than_extraction_order() -> Non
     ours, theirs = completed(order), completed(natural)
     assert all(a >= b for a, b in zip(ours, theirs, strict=True)) and sum(ours) > sum(theirs)
     assert ours[-1] == len(blocks)
+
+
+@pytest.mark.slow
+def test_records_table_sums_each_blocks_record_times_by_kind(tmp_path, monkeypatch, capsys) -> None:
+    """A block whose workloads all have records gets their times (each times its count in the
+    block) summed by kind; one with a workload left untuned is left out and reported. `canao
+    records` writes the table for a grid and resumes it."""
+    import json
+
+    from canao.cli import main
+    from canao.predictors.records import read_records, records_table, workload_kind
+    from canao.profiling.backends.tvm import host_target
+    from canao.profiling.tuning import TuningDatabase, default_record, extract_workloads
+
+    monkeypatch.setenv("CANAO_CACHE_DIR", str(tmp_path / "cache"))
+    target = host_target(2)
+    a, b = BlockSpec(64, 2, 32, 128, 16), BlockSpec(64, 2, 32, 256, 16)
+    db = TuningDatabase(tmp_path / "db")
+    ws = extract_workloads(a, target)
+    for w in ws:  # recorded as 1 s each (not built nor timed)
+        default_record(w, db, target, db.db.commit_workload(w.mod), measure=False)
+    table, untuned = records_table([a, b], tmp_path / "db", target)
+    assert untuned == [b] and len(table) == 1  # b's FFN workloads have no record
+    linear = sum(w.weight for w in ws if workload_kind(w.name) == "linear")
+    assert linear >= 5  # Q, K, V, attention output, FFN 1 and 2 (some fused by shape)
+    assert table["linear_ms"][0] == pytest.approx(1000.0 * linear)
+    assert table["rest_ms"][0] == pytest.approx(1000.0 * (sum(w.weight for w in ws) - linear))
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps(dict(hidden=[64], heads=[2], head_dim=[32], ffn=[128, 256],
+                                    seq_len=[16], batch=[1], layers=[1])))  # fmt: skip
+    out = tmp_path / "records.parquet"
+    argv = ["records", "--db", str(tmp_path / "db"), "--grid", str(grid), "--out", str(out)]
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["untuned"] == 1
+    assert read_records(out)[["ffn", "linear_ms"]].values.tolist() == [[128, 1000.0 * linear]]
+    assert main(argv) == 0  # resumed: the block in the table is not read again
+    err = capsys.readouterr().err
+    assert "2 grid blocks, 1 in" in err and "1 to read" in err
+    assert main(["records", "--db", str(tmp_path / "none")]) == 2
+    assert "no tuning database" in capsys.readouterr().err
