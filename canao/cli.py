@@ -139,9 +139,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
             )
         specs = _adaptive_specs(args, device, cfg, space_cfg, predictor)
     if args.transfer_from:
-        if args.space != "blocks" or args.adaptive or args.remeasure:
+        if args.space not in ("blocks", "grid") or args.adaptive or args.remeasure:
             raise UsageError(
-                "--transfer-from picks new blocks: --space blocks, no --adaptive or --remeasure"
+                "--transfer-from picks new blocks: --space blocks or grid, no --adaptive or "
+                "--remeasure"
             )
         specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
@@ -291,14 +292,18 @@ def _adaptive_specs(
 
 
 def _transfer_specs(args: argparse.Namespace, cfg: Any, space: Any) -> list[Any]:
-    """The ``--samples`` blocks, of 40x as many candidates, that cover the source predictor's
-    view of the block space (``transfer.transfer_picks``)."""
+    """The ``--samples`` blocks, of 40x as many candidates (``--space grid``: of the grid's
+    blocks, the ones tuned TVM can compile), that cover the source predictor's view of the
+    block space (``transfer.transfer_picks``)."""
     from canao.predictors.features import features_from_specs
     from canao.predictors.transfer import pick_design, transfer_picks
     from canao.profiling.samplers import block_samples
 
     source = _load_predictor(args.transfer_from)
-    pool = block_samples(space, 40 * args.samples, args.seed)
+    if args.space == "grid":
+        pool = space.blocks()
+    else:
+        pool = block_samples(space, 40 * args.samples, args.seed)
     X = features_from_specs(pool, cfg.threads)
     pick = transfer_picks(pick_design(X, source.predict(X)), args.samples, args.seed)
     print(
@@ -759,6 +764,8 @@ def cmd_records(args: argparse.Namespace) -> int:
     device = _device(args.device)
     if device != _device("host"):
         raise UsageError("canao records reads this host's tuning records (its target)")
+    if args.retime_threads < 1 or args.retime_rounds < 1:
+        raise UsageError("--retime-threads and --retime-rounds must be >= 1")
     folder = Path(args.db) if args.db else default_tuning_dir(device)
     if not (folder / "database_workload.json").is_file():
         raise UsageError(f"{folder}: no tuning database (run canao tune first)")
@@ -790,7 +797,13 @@ def cmd_records(args: argparse.Namespace) -> int:
     print(
         f"canao records: {len(blocks)} grid blocks, {len(blocks) - len(todo)} in {out} "
         f"already, {len(todo)} to read (about 0.6 s each where their workloads are not "
-        "extracted yet)",
+        "extracted yet"
+        + (
+            f"; each workload's best schedule is timed again, {args.retime_rounds} times, "
+            "about 0.5 s each, so run it on a quiet host)"
+            if args.retime
+            else ")"
+        ),
         file=sys.stderr,
     )
     target = host_target(args.threads)
@@ -798,13 +811,19 @@ def cmd_records(args: argparse.Namespace) -> int:
     untuned: list[Any] = []
     for start in range(0, len(todo), RECORDS_CHUNK):
         part, lost = records_table(
-            todo[start : start + RECORDS_CHUNK], folder, target, progress=not args.json
+            todo[start : start + RECORDS_CHUNK],
+            folder,
+            target,
+            progress=not args.json,
+            retime_threads=args.retime_threads if args.retime else None,
+            rounds=args.retime_rounds,
         )
         untuned += lost
         table = pd.concat([table, part], ignore_index=True) if len(table) else part
         write_records(table, out)
     summary = {"records": str(out), "database": str(folder), "blocks": len(table)}
     summary["untuned"] = len(untuned)
+    summary["retimed_threads"] = args.retime_threads if args.retime else None
     if args.json:
         print(json.dumps(summary))
     else:
@@ -1511,6 +1530,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="the target's cores, as tuned")
     p.add_argument("--out", help="table to write (default DB/records.parquet); resumed")
     p.add_argument("--overwrite", action="store_true", help="rebuild the table from scratch")
+    p.add_argument(
+        "--no-retime",
+        dest="retime",
+        action="store_false",
+        help="sum the records' own times (picked as the fastest while tuning, so low by "
+        "chance) instead of each best schedule timed again (default)",
+    )
+    p.add_argument(
+        "--retime-threads",
+        type=int,
+        default=1,
+        help="threads the best schedules are timed again on (default 1: a small kernel's "
+        "time on more is much its threads' start and join)",
+    )
+    p.add_argument(
+        "--retime-rounds",
+        type=int,
+        default=2,
+        help="re-timings per workload, each round in its own order; their median is used "
+        "(default 2: a single re-timing moves with the host's drift)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_records)
 

@@ -7,7 +7,8 @@ transfer from another predictor alone reaches about 68% within ±10% on the Inte
 tuned-TVM blocks. The same luck is in the records, so the summed record times of a block's
 workloads, by kind, are given to the transfer's remix as other sources beside the primary
 predictor (``canao records`` writes the table, ``canao train --transfer-from P --records
-FILE`` uses it).
+FILE`` uses it). The times are those of each workload's best schedule timed again in one
+sitting (``tuning.retime_workload``, on one thread), not the records' own.
 
 Two kinds, which the remix weighs apart: ``linear`` (the dense matmuls with their bias
 epilogue: QKV, attention output, FFN) and ``rest`` (attention's batched matmuls, softmax, GELU,
@@ -51,27 +52,59 @@ def workload_kind(name: str) -> str:
 
 
 def records_table(
-    blocks: Iterable[Any], tuning_dir: Path, target: Any, progress: bool = False
+    blocks: Iterable[Any],
+    tuning_dir: Path,
+    target: Any,
+    progress: bool = False,
+    retime_threads: int | None = 1,
+    rounds: int = 2,
 ) -> tuple[pd.DataFrame, list[Any]]:
-    """Per BlockSpec, its workloads' best record times (ms, times each workload's count in the
-    block) summed by kind; and the blocks left out because a workload has no record."""
+    """Per BlockSpec, its workloads' times (ms, times each workload's count in the block)
+    summed by kind; and the blocks left out because a workload has no record. With
+    ``retime_threads``, each workload's best schedule is timed again on that many threads
+    (``tuning.retime_workload``) until it has ``rounds`` re-timings, each round in its own
+    shuffled order so that a slow spell of the host falls on other workloads each time, and
+    their median is used. The re-timings are kept in the database's ``retimed.jsonl`` and
+    reused: this is a measurement, to be run on a quiet host. None: the records' own times
+    (``benchmarks/transfer_records.py`` compares them)."""
     from tqdm import tqdm
 
-    from canao.profiling.tuning import TuningDatabase, extract_workloads
+    from canao.profiling.tuning import (
+        TuningDatabase,
+        extract_workloads,
+        read_retimed,
+        retime_workload,
+    )
 
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
     db = TuningDatabase(Path(tuning_dir), create=False)
-    rows, untuned = [], []
-    for spec in tqdm(list(blocks), desc="records", unit="block", disable=not progress):
+    tuned: list[tuple[Any, list[Any]]] = []
+    untuned: list[tuple[Any, list[Any]]] = []
+    for spec in tqdm(list(blocks), desc="workloads", unit="block", disable=not progress):
+        ws = extract_workloads(spec, target)
+        (tuned if all(db.tuned(w, target) for w in ws) else untuned).append((spec, ws))
+    distinct = {w.key: w for _, ws in tuned for w in ws}
+    if retime_threads is None:
+        us = {k: db.best_us(w, target) or 0.0 for k, w in distinct.items()}
+    else:
+        times = read_retimed(Path(tuning_dir), retime_threads)
+        for r in range(rounds):
+            todo = [w for k, w in distinct.items() if len(times.get(k, ())) <= r]
+            order = np.random.default_rng(r).permutation(len(todo))
+            desc = f"re-timing, round {r + 1}/{rounds}"
+            for i in tqdm(order, desc=desc, unit="workload", disable=not progress):
+                w = todo[i]
+                times.setdefault(w.key, []).append(retime_workload(w, db, target, retime_threads))
+        us = {k: float(np.median(times[k])) for k in distinct}
+    rows = []
+    for spec, ws in tuned:
         sums = dict.fromkeys(RECORD_KINDS, 0.0)
-        for w in extract_workloads(spec, target):
-            us = db.best_us(w, target)
-            if us is None:
-                untuned.append(spec)
-                break
-            sums[workload_kind(w.name)] += w.weight * us / 1e3
-        else:
-            rows.append([*(getattr(spec, d) for d in DIMS), *sums.values()])
-    return _checked(pd.DataFrame(rows, columns=list(RECORDS_COLUMNS)), "records"), untuned
+        for w in ws:
+            sums[workload_kind(w.name)] += w.weight * us[w.key] / 1e3
+        rows.append([*(getattr(spec, d) for d in DIMS), *sums.values()])
+    table = _checked(pd.DataFrame(rows, columns=list(RECORDS_COLUMNS)), "records")
+    return table, [spec for spec, _ in untuned]
 
 
 def _checked(table: pd.DataFrame, where: str) -> pd.DataFrame:

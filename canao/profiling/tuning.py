@@ -511,6 +511,83 @@ def default_record(
     return float(np.median(secs)) * 1e6
 
 
+#: re-timings of tuned workloads' best schedules, one JSON line each, in the database folder
+RETIMED = "retimed.jsonl"
+#: how :func:`retime_workload` times a schedule: the median of REPEAT samples of at least
+#: MIN_REPEAT_MS each, on RETIME_THREADS threads
+RETIME_REPEAT = 15
+RETIME_MIN_REPEAT_MS = 20
+RETIME_THREADS = 1
+
+
+def read_retimed(folder: Path, threads: int = RETIME_THREADS) -> dict[str, list[float]]:
+    """Per workload key, its re-timings on ``threads`` threads in ``folder`` (us), oldest
+    first; unreadable lines skipped."""
+    out: dict[str, list[float]] = {}
+    path = Path(folder) / RETIMED
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                e = json.loads(line)
+                if int(e["threads"]) == threads:
+                    out.setdefault(str(e["key"]), []).append(float(e["retimed_us"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def retime_workload(
+    w: Workload, db: TuningDatabase, target: Any, threads: int = RETIME_THREADS
+) -> float:
+    """Build the workload's best recorded schedule and time it again on ``threads`` threads (us,
+    on zero inputs), and append the time to the database's ``retimed.jsonl``. A record's own
+    time is one short measurement of the fastest of many candidates taken while tuning (on a
+    host that may have run at another speed that day): picked for being fast, it reads low by
+    chance, more for some workloads than others. Re-timed in one sitting, the workloads compare
+    as they run. One thread by default: on the Intel host, where the blocks run on two, the
+    single-thread times told the blocks apart better (``benchmarks/transfer_records.py``), as
+    a small kernel's two-thread time is much its threads' start and join."""
+    import numpy as np
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    sch = db.db.query_schedule(w.mod, target, w.name)
+    if sch is None:
+        raise ValueError(f"workload {w.name} ({w.key}) has no tuning record to re-time")
+    skip_tensor_intrin(target)
+    lib = build_func(sch.mod, target, None)
+    func = next(f for _, f in sch.mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc))
+    dev = tvm.cpu()
+    args = [
+        tvm.runtime.tensor(np.zeros([int(d) for d in a.shape], dtype=str(a.dtype)), dev)
+        for a in ms.arg_info.ArgInfo.from_prim_func(func)
+    ]
+    timer = lib.time_evaluator(
+        lib.entry_name, dev, number=1, repeat=RETIME_REPEAT, min_repeat_ms=RETIME_MIN_REPEAT_MS
+    )
+    pool = tvm.get_global_func("runtime.config_threadpool")
+    before = int(tvm.get_global_func("runtime.NumThreads")())
+    pool(0, threads)
+    try:
+        us = float(np.median(timer(*args).results)) * 1e6
+    finally:
+        pool(0, before)
+    entry = {
+        "key": w.key,
+        "name": w.name,
+        "threads": threads,
+        "record_us": round(db.best_us(w, target) or 0.0, 4),
+        "retimed_us": round(us, 4),
+        "load1": round(os.getloadavg()[0], 2),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with open(db.folder / RETIMED, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return us
+
+
 def compile_tuned(obj: Any, target: Any, db: TuningDatabase) -> tuple[Any, tuple, list[str]]:
     """Compile a spec (or ``(IRModule, inputs)``) from the database: ``(executable, inputs,
     untuned workload names)``. The executable is built whatever is missing; callers refuse it

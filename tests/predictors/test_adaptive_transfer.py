@@ -362,6 +362,13 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert main([*argv, "--samples", "12"]) == 0
     err = capsys.readouterr().err
     assert "transfer: 12 of 480 candidate blocks cover" in err and "12 to measure" in err
+    grid = tmp_path / "grid.json"  # tuned TVM measures grid blocks only: picked among them
+    grid.write_text('{"hidden": [32], "heads": [1, 2], "head_dim": [8], "ffn": [32, 64, 96], '
+                    '"seq_len": [4], "batch": [1], "layers": [1]}')  # fmt: skip
+    gargv = ["profile", "--backend", "eager", "--device", "unit3", "--out", str(tmp_path / "g")]
+    gargv += ["--transfer-from", str(pred), "--space", "grid", "--space-config", str(grid)]
+    assert main([*gargv, "--samples", "3", "--repeat", "3", "--min-repeat-ms", "2"]) == 0
+    assert "transfer: 3 of 6 candidate blocks cover" in capsys.readouterr().err
     out = tmp_path / "few"
     argv = ["train", "--transfer-from", str(pred), "--data", str(new_data), "--backend", "eager"]
     assert main([*argv, "--few", "2", "--out", str(out)]) == 2

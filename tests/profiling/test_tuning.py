@@ -200,14 +200,22 @@ def test_completion_order_finishes_blocks_earlier_than_extraction_order() -> Non
 @pytest.mark.slow
 def test_records_table_sums_each_blocks_record_times_by_kind(tmp_path, monkeypatch, capsys) -> None:
     """A block whose workloads all have records gets their times (each times its count in the
-    block) summed by kind; one with a workload left untuned is left out and reported. `canao
-    records` writes the table for a grid and resumes it."""
+    block) summed by kind; one with a workload left untuned is left out and reported. By
+    default each best schedule is timed again, once per workload (kept in retimed.jsonl).
+    `canao records` writes the table for a grid and resumes it."""
     import json
+
+    import numpy as np
 
     from canao.cli import main
     from canao.predictors.records import read_records, records_table, workload_kind
     from canao.profiling.backends.tvm import host_target
-    from canao.profiling.tuning import TuningDatabase, default_record, extract_workloads
+    from canao.profiling.tuning import (
+        TuningDatabase,
+        default_record,
+        extract_workloads,
+        read_retimed,
+    )
 
     monkeypatch.setenv("CANAO_CACHE_DIR", str(tmp_path / "cache"))
     target = host_target(2)
@@ -216,22 +224,41 @@ def test_records_table_sums_each_blocks_record_times_by_kind(tmp_path, monkeypat
     ws = extract_workloads(a, target)
     for w in ws:  # recorded as 1 s each (not built nor timed)
         default_record(w, db, target, db.db.commit_workload(w.mod), measure=False)
-    table, untuned = records_table([a, b], tmp_path / "db", target)
+    table, untuned = records_table([a, b], tmp_path / "db", target, retime_threads=None)
     assert untuned == [b] and len(table) == 1  # b's FFN workloads have no record
     linear = sum(w.weight for w in ws if workload_kind(w.name) == "linear")
     assert linear >= 5  # Q, K, V, attention output, FFN 1 and 2 (some fused by shape)
     assert table["linear_ms"][0] == pytest.approx(1000.0 * linear)
     assert table["rest_ms"][0] == pytest.approx(1000.0 * (sum(w.weight for w in ws) - linear))
+    assert not (tmp_path / "db" / "retimed.jsonl").exists()
+    # re-timed: each distinct workload's schedule built and timed twice, each round in its
+    # own order, and the median used (a tiny block: microseconds, not the 1 s records)
+    table, _ = records_table([a, b], tmp_path / "db", target)
+    times = read_retimed(tmp_path / "db")  # on one thread
+    assert read_retimed(tmp_path / "db", threads=2) == {}
+    assert sorted(times) == sorted({w.key for w in ws})
+    assert all(len(t) == 2 and 0 < min(t) and max(t) < 1e4 for t in times.values())
+    median = {k: float(np.median(t)) for k, t in times.items()}
+    lin = sum(w.weight * median[w.key] for w in ws if workload_kind(w.name) == "linear") / 1e3
+    assert table["linear_ms"][0] == pytest.approx(lin) and table["linear_ms"][0] < 1.0
+    lines = (tmp_path / "db" / "retimed.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * len(times) and '"threads": 1, "record_us": 1000000.0' in lines[0]
+    first = [json.loads(x)["key"] for x in lines[: len(times)]]
+    assert first != [json.loads(x)["key"] for x in lines[len(times) :]]  # shuffled apart
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps(dict(hidden=[64], heads=[2], head_dim=[32], ffn=[128, 256],
                                     seq_len=[16], batch=[1], layers=[1])))  # fmt: skip
     out = tmp_path / "records.parquet"
     argv = ["records", "--db", str(tmp_path / "db"), "--grid", str(grid), "--out", str(out)]
     assert main([*argv, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["untuned"] == 1
-    assert read_records(out)[["ffn", "linear_ms"]].values.tolist() == [[128, 1000.0 * linear]]
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["untuned"] == 1 and summary["retimed_threads"] == 1
+    assert read_records(out)[["ffn", "linear_ms"]].values.tolist() == [[128, pytest.approx(lin)]]
+    assert len((tmp_path / "db" / "retimed.jsonl").read_text().splitlines()) == len(lines)
     assert main(argv) == 0  # resumed: the block in the table is not read again
     err = capsys.readouterr().err
     assert "2 grid blocks, 1 in" in err and "1 to read" in err
+    assert main([*argv, "--no-retime", "--overwrite"]) == 0
+    assert read_records(out)["linear_ms"].tolist() == [1000.0 * linear]
     assert main(["records", "--db", str(tmp_path / "none")]) == 2
     assert "no tuning database" in capsys.readouterr().err
