@@ -68,6 +68,15 @@ def test_tuned_tvm_dataset() -> None:
     assert tvm["compiled"].all() and tvm["threads"].ge(1).all()
     assert (tvm["max_abs_err"] <= tvm["atol"]).all()
     assert (tvm["kind"] == "model").sum() >= 200 and (tvm["kind"] == "block").sum() >= 144
+    # the tuning records' table (canao records) holds every tuned block, re-timed
+    from canao.predictors.records import RecordsSource, read_records
+    from canao.profiling.tuning import read_retimed
+
+    folder = ROOT / "intel-xeon-amx-2c" / "tvm" / "tuning"
+    blocks = tvm[tvm["kind"] == "block"]
+    ms = RecordsSource(read_records(folder / "records.parquet"), "linear").predict(blocks)
+    assert (ms > 0).all()
+    assert min(len(t) for t in read_retimed(folder).values()) >= 2  # the default rounds
 
 
 def test_second_host_pairs_with_the_first() -> None:

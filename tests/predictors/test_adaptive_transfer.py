@@ -386,7 +386,8 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())
     assert meta["transfer"]["also_from"] == [str(pred)]
     used = meta["transfer"]["other_sources_used"]
-    assert used == len(meta["other_sources"]) == (meta["remix"] is not None)
+    # used only in a remix; leave-one-out may also pick a remix without it
+    assert used == len(meta["other_sources"]) and used <= (meta["remix"] is not None)
     assert "1 other source" in capsys.readouterr().out
     assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
     assert "--also-from and --records go with --transfer-from" in capsys.readouterr().err
