@@ -7,8 +7,8 @@ transfer from another predictor alone reaches about 68% within ±10% on the Inte
 tuned-TVM blocks. The same luck is in the records, so the summed record times of a block's
 workloads, by kind, are given to the transfer's remix as other sources beside the primary
 predictor (``canao records`` writes the table, ``canao train --transfer-from P --records
-FILE`` uses it). The times are those of each workload's best schedule timed again in one
-sitting (``tuning.retime_workload``, on one thread), not the records' own.
+FILE`` uses it). The times are those of each workload's best schedule timed again on one
+thread, in rounds whose median is used (``tuning.retime_workload``), not the records' own.
 
 Two kinds, which the remix weighs apart: ``linear`` (the dense matmuls with their bias
 epilogue: QKV, attention output, FFN) and ``rest`` (attention's batched matmuls, softmax, GELU,
