@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from canao.errors import UsageError
 from canao.predictors.features import DIMS
 
 #: the kinds of workload whose record times are summed apart (:func:`workload_kind`)
@@ -41,8 +42,9 @@ RECORDS_FILE = "records.json"
 RECORDS_FORMAT = "canao-tuning-records"
 
 
-class RecordsError(ValueError):
-    """A records table that is malformed, or lacks blocks it is asked for."""
+class RecordsError(UsageError, ValueError):
+    """A records table that is malformed, or lacks blocks it is asked for (a ``UsageError``:
+    every ``canao`` command reports it in one line, a search or a verify included)."""
 
 
 def workload_kind(name: str) -> str:

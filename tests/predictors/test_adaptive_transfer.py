@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from canao.cli import main
+from canao.errors import UsageError
 from canao.predictors.adaptive import select
 from canao.predictors.evaluation import cross_validated_transfer, random_split
 from canao.predictors.features import DIMS
@@ -258,6 +259,7 @@ def test_records_tables_are_checked_and_round_trip(synthetic_blocks, tmp_path) -
             RecordsSource(bad, "linear")
     with pytest.raises(RecordsError, match="kind must be one of"):
         RecordsSource(table, "softmax")
+    assert issubclass(RecordsError, UsageError)  # one line from any canao command
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(RecordsError, match="not a records table"):
         read_records(tmp_path / "bad.parquet")
