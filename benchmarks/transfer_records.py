@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from transfer_sources import DATASETS, INTEL, short, write_results
 
 from canao.predictors.evaluation import blocks_xy, load_dataset
 from canao.predictors.metrics import error_metrics
@@ -29,23 +30,12 @@ from canao.predictors.predictor import LatencyPredictor
 from canao.predictors.records import read_records, records_sources
 from canao.predictors.transfer import pick_design, transfer_picks
 
-INTEL = "intel-xeon-amx-2c"
+#: the Intel host's tuned-TVM blocks, and every other median-read dataset as a source
 TARGET = f"{INTEL}/tvm/2t/drift-median"
-SOURCES = (
-    f"{INTEL}/onnxruntime/2t/drift-median",
-    f"{INTEL}/eager/2t/drift-median",
-    "amd-epyc-avx512-2c/onnxruntime/1t/drift-median",
-    "amd-epyc-avx512-2c-f25m17/onnxruntime/1t/drift-median",
-    "amd-epyc-avx2-2c/onnxruntime/1t/drift-median",
-)
+SOURCES = tuple(n for n in DATASETS if n != TARGET)
 RECORDS = Path("datasets_latency") / INTEL / "tvm" / "tuning" / "records.parquet"
 OWN = RECORDS.with_name("records-own.parquet")
 CURVE = (10, 20, 30, 50, 100, 200)
-
-
-def short(name: str) -> str:
-    """device/backend of a dataset name."""
-    return "/".join(name.split("/")[:2])
 
 
 def main() -> None:
@@ -72,8 +62,14 @@ def main() -> None:
         one_scale.append(float(np.mean(np.abs(np.exp(ratio - np.median(ratio)) - 1) <= 0.1)))
     fitted = {n: LatencyPredictor().fit(*blocks_xy(load_dataset(args.data, n))) for n in SOURCES}
 
+    views = {n: pick_design(Xd, fitted[n].predict(Xd)) for n in SOURCES}
+    picks: dict[tuple[str, int, int], np.ndarray] = {}  # every way scores the same picks
+
     def score(primary: str, few: int, seed: int, helpers: list) -> float:
-        pick = transfer_picks(pick_design(Xd, fitted[primary].predict(Xd)), few, seed)
+        key = (primary, few, seed)
+        if key not in picks:
+            picks[key] = transfer_picks(views[primary], few, seed)
+        pick = picks[key]
         rest = np.setdiff1d(np.arange(len(yd)), pick)
         model = copy.deepcopy(fitted[primary])
         model.fit_transfer(Xd.iloc[pick], yd[pick], helpers=helpers)
@@ -150,11 +146,7 @@ def main() -> None:
     bx.set_ylabel("within ±10% on the others")
     bx.set_title(f"from {short(primary)}", fontsize=9)
     bx.legend(fontsize=7)
-    fig.tight_layout()
-    args.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out / "transfer-records.png", dpi=110)
-    (args.out / "transfer-records.md").write_text("\n".join(lines) + "\n")
-    print(f"written to {args.out / 'transfer-records.md'}")
+    write_results(fig, lines, args.out, "transfer-records")
 
 
 if __name__ == "__main__":

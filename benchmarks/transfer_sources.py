@@ -19,6 +19,7 @@ import argparse
 import copy
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,15 @@ def label(name: str) -> str:
     """A dataset's plot label: the device's README name and the backend."""
     device, backend = name.split("/")[:2]
     return f"{NICKNAMES.get(device, device)} {backend}"
+
+
+def write_results(fig: Any, lines: list[str], out: Path, stem: str) -> None:
+    """Write a benchmark's figure and table as ``out/<stem>.png`` and ``out/<stem>.md``."""
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{stem}.png", dpi=110)
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"written to {out / f'{stem}.md'}")
 
 
 def main() -> None:
@@ -151,11 +161,7 @@ def main() -> None:
         ax.set_ylim(0.5, 1.0)
         ax.set_ylabel(f"within ±10%, from {args.few} blocks", fontsize=8)
     grid.flat[0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    args.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out / "transfer-sources.png", dpi=110)
-    (args.out / "transfer-sources.md").write_text("\n".join(lines) + "\n")
-    print(f"written to {args.out / 'transfer-sources.md'}")
+    write_results(fig, lines, args.out, "transfer-sources")
 
 
 if __name__ == "__main__":

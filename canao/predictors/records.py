@@ -81,11 +81,14 @@ def records_table(
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
     db = TuningDatabase(Path(tuning_dir), create=False)
-    tuned: list[tuple[Any, list[Any]]] = []
-    untuned: list[tuple[Any, list[Any]]] = []
+    tuned: list[tuple[Any, list[Any]]] = []  # (spec, its workloads)
+    untuned: list[Any] = []
     for spec in tqdm(list(blocks), desc="workloads", unit="block", disable=not progress):
         ws = extract_workloads(spec, target)
-        (tuned if all(db.tuned(w, target) for w in ws) else untuned).append((spec, ws))
+        if all(db.tuned(w, target) for w in ws):
+            tuned.append((spec, ws))
+        else:
+            untuned.append(spec)
     distinct = {w.key: w for _, ws in tuned for w in ws}
     if retime_threads is None:
         us = {k: db.best_us(w, target) or 0.0 for k, w in distinct.items()}
@@ -106,7 +109,7 @@ def records_table(
             sums[workload_kind(w.name)] += w.weight * us[w.key] / 1e3
         rows.append([*(getattr(spec, d) for d in DIMS), *sums.values()])
     table = _checked(pd.DataFrame(rows, columns=list(RECORDS_COLUMNS)), "records")
-    return table, [spec for spec, _ in untuned]
+    return table, untuned
 
 
 def _checked(table: pd.DataFrame, where: str) -> pd.DataFrame:

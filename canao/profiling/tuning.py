@@ -481,30 +481,46 @@ def _log_tuning(
     return spent
 
 
+def _args_info(mod: Any) -> Any:
+    """MetaSchedule's argument info of a workload module's PrimFunc."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    func = next(f for _, f in mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc))
+    return ms.arg_info.ArgInfo.from_prim_func(func)
+
+
+def _time_on_zeros(mod: Any, target: Any, **evaluator: Any) -> list[float]:
+    """Build a workload module and time it on zero inputs (seconds per sample; ``evaluator``:
+    ``time_evaluator``'s number, repeat, min_repeat_ms)."""
+    import numpy as np
+    import tvm
+
+    lib = build_func(mod, target, None)
+    dev = tvm.cpu()
+    args = [
+        tvm.runtime.tensor(np.zeros([int(d) for d in a.shape], dtype=str(a.dtype)), dev)
+        for a in _args_info(mod)
+    ]
+    return [float(x) for x in lib.time_evaluator(lib.entry_name, dev, **evaluator)(*args).results]
+
+
 def default_record(
     w: Workload, db: TuningDatabase, target: Any, workload: Any, measure: bool = True
 ) -> float:
     """Commit the workload's unscheduled (default) form as its record; returns its time (us)
     on zero inputs (``measure=False``: not built nor timed, recorded as 1 s)."""
     import numpy as np
-    import tvm
     from tvm.s_tir import Schedule
     from tvm.s_tir import meta_schedule as ms
 
     sch = Schedule(w.mod)
     # a no-op instruction: MetaSchedule's databases ignore records whose trace is empty
     sch.get_child_blocks(sch.get_sblock("root", func_name="main"))
-    func = next(f for _, f in w.mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc))
-    args_info = ms.arg_info.ArgInfo.from_prim_func(func)
+    args_info = _args_info(w.mod)
     secs: Any = [1.0]
     if measure:
-        lib = build_func(w.mod, target, None)
-        dev = tvm.cpu()
-        args = [
-            tvm.runtime.tensor(np.zeros([int(d) for d in a.shape], dtype=str(a.dtype)), dev)
-            for a in args_info
-        ]
-        secs = lib.time_evaluator(lib.entry_name, dev, number=10, repeat=3)(*args).results
+        secs = _time_on_zeros(w.mod, target, number=10, repeat=3)
     db.db.commit_tuning_record(
         ms.database.TuningRecord(sch.trace, workload, [float(np.median(secs))], target, args_info)
     )
@@ -549,7 +565,6 @@ def retime_workload(
     a small kernel's two-thread time is much its threads' start and join."""
     import numpy as np
     import tvm
-    from tvm.s_tir import meta_schedule as ms
 
     if threads < 1:
         raise ValueError("threads must be >= 1")
@@ -557,23 +572,16 @@ def retime_workload(
     if sch is None:
         raise ValueError(f"workload {w.name} ({w.key}) has no tuning record to re-time")
     skip_tensor_intrin(target)
-    lib = build_func(sch.mod, target, None)
-    func = next(f for _, f in sch.mod.functions.items() if isinstance(f, tvm.tirx.PrimFunc))
-    dev = tvm.cpu()
-    args = [
-        tvm.runtime.tensor(np.zeros([int(d) for d in a.shape], dtype=str(a.dtype)), dev)
-        for a in ms.arg_info.ArgInfo.from_prim_func(func)
-    ]
-    timer = lib.time_evaluator(
-        lib.entry_name, dev, number=1, repeat=RETIME_REPEAT, min_repeat_ms=RETIME_MIN_REPEAT_MS
-    )
     pool = tvm.get_global_func("runtime.config_threadpool")
     before = int(tvm.get_global_func("runtime.NumThreads")())
     pool(0, threads)
     try:
-        us = float(np.median(timer(*args).results)) * 1e6
+        secs = _time_on_zeros(
+            sch.mod, target, number=1, repeat=RETIME_REPEAT, min_repeat_ms=RETIME_MIN_REPEAT_MS
+        )
     finally:
         pool(0, before)
+    us = float(np.median(secs)) * 1e6
     entry = {
         "key": w.key,
         "name": w.name,
