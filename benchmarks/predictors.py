@@ -56,7 +56,8 @@ from canao.predictors.evaluation import (
 )
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
-from canao.predictors.predictor import TRANSFER_METHODS, LatencyPredictor
+from canao.predictors.predictor import TRANSFER_METHODS, LatencyPredictor, Source
+from canao.predictors.records import read_records, records_sources
 from canao.predictors.transfer import pick_design, transfer_picks
 from canao.profiling.samplers import ModelSpace, random_archs
 from canao.profiling.store import read_rows
@@ -293,20 +294,45 @@ def adaptive_vs_random(
 
 
 def _transfer_score(
-    source: LatencyPredictor, X: pd.DataFrame, y: np.ndarray, pick: np.ndarray
+    source: LatencyPredictor,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    pick: np.ndarray,
+    helpers: list[Source] | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """(the other rows, metrics on them) of ``source`` transferred with the rows ``pick``."""
+    """(the other rows, metrics on them) of ``source`` transferred with the rows ``pick``
+    (and ``helpers``: the target's own tuning records, where it has them)."""
     rest = np.setdiff1d(np.arange(len(y)), pick)
-    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick])
+    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick], helpers=helpers or [])
     return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
 
 
-def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Path = OUT) -> None:
+def tuning_records(data: Path, name: str) -> list[Source]:
+    """The sources of a tuned-TVM dataset's own tuning records (``canao records`` wrote
+    ``<device>/<backend>/tuning/records.parquet``), as ``canao train --records`` mixes them
+    in; none for a dataset without them."""
+    device, backend, _, _ = parse_dataset_name(name)
+    path = data / device / backend / "tuning" / "records.parquet"
+    if not path.exists():
+        return []
+    return list(records_sources(read_records(path), {"table": str(path)}))
+
+
+def transfer(
+    frames: dict,
+    lines: list[str],
+    ns: list[int],
+    seeds: int,
+    out: Path = OUT,
+    data: Path = Path("datasets_latency"),
+) -> None:
     """Every dataset is a source, read as the best it is read here (the drift-corrected median
     of its rounds where there is one: the source predictor is built once, from all its rounds);
     every other dataset a target, read as its latest round and as the drift-corrected median of
     its rounds (then the few blocks are measured in as many rounds); not as the plain median,
-    which keeps the host's drift between rounds (it is scored in the other sections)."""
+    which keeps the host's drift between rounds (it is scored in the other sections). A target
+    with its own tuning records (tuned TVM) is transferred with them, as ``canao train
+    --records`` does, and also without them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -328,11 +354,13 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
         "",
         "Blocks picked to cover the source predictor's view of the target's blocks "
         "(`transfer_picks`, as `canao profile --transfer-from` measures them), and at random; "
-        "from scratch: trained on the covering picks alone.",
+        "from scratch: trained on the covering picks alone. A tuned-TVM target is "
+        "transferred with its own tuning records (`canao train --records`); the last column "
+        "is the transfer without them.",
         "",
         "| source -> target | blocks | transfer ±10% | transfer MAPE | random picks ±10% "
-        "| from scratch ±10% |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| from scratch ±10% | without tuning records ±10% |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     drawn: set[str] = set()
     fitted: dict[str, LatencyPredictor] = {}  # each source predictor built once
@@ -341,17 +369,20 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
         if src not in fitted:
             fitted[src] = LatencyPredictor().fit(*frames[src][1:])
         source = fitted[src]
+        records = tuning_records(data, dst)
         view = pick_design(Xd, source.predict(Xd))
-        acc, mape, scratch = [], [], []
+        acc, mape, scratch, bare = [], [], [], []
         for n in ns:
-            a, m, r, s = [], [], [], []
+            a, m, r, s, w = [], [], [], [], []
             for seed in range(seeds):
                 random_pick = np.random.default_rng(seed).permutation(len(yd))[:n]
-                r.append(_transfer_score(source, Xd, yd, random_pick)[1]["acc10"])
+                r.append(_transfer_score(source, Xd, yd, random_pick, records)[1]["acc10"])
                 pick = transfer_picks(view, n, seed)
-                rest, e = _transfer_score(source, Xd, yd, pick)
+                rest, e = _transfer_score(source, Xd, yd, pick, records)
                 a.append(e["acc10"])
                 m.append(e["mape"])
+                if records:
+                    w.append(_transfer_score(source, Xd, yd, pick)[1]["acc10"])
                 fresh = (
                     BASELINES["flops-linear"]() if n < 30 else LatencyPredictor(n_estimators=200)
                 )
@@ -363,9 +394,10 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
             acc.append(np.mean(a))
             mape.append(np.mean(m))
             scratch.append(np.mean(s))
+            bare.append(float(np.mean(w)) if w else np.nan)
             lines.append(
                 f"| {src} -> {dst} | {n} | {acc[-1]:.1%} | {mape[-1]:.2f}% "
-                f"| {np.mean(r):.1%} | {scratch[-1]:.1%} |"
+                f"| {np.mean(r):.1%} | {scratch[-1]:.1%} | " + (f"{bare[-1]:.1%} |" if w else "|")
             )
             print(src, dst, n, acc[-1], scratch[-1], flush=True)
         # the linear forms' own ceiling: each fitted on every target row (no smooth residual,
@@ -373,21 +405,27 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
         fits = {
             m: error_metrics(
                 yd,
-                copy.deepcopy(source).fit_transfer(Xd, yd, method=m, residual=False).predict(Xd),
+                copy.deepcopy(source)
+                .fit_transfer(Xd, yd, method=m, residual=False, helpers=records)
+                .predict(Xd),
             )
             for m in TRANSFER_METHODS
         }
         best, e = max(fits.items(), key=lambda kv: kv[1]["acc10"])
         lines.append(
             f"| {src} -> {dst} | all {len(yd)}, in-sample ({best}, linear) | {e['acc10']:.1%} "
-            f"| {e['mape']:.2f}% | | |"
+            f"| {e['mape']:.2f}% | | | |"
         )
         ax = panel[dst]
         if dst not in drawn:
             drawn.add(dst)
             ax.plot(ns, scratch, marker="x", ls=":", color="black", label="from scratch")
-        (curve,) = ax.plot(ns, acc, marker="o", label=f"from {src}")
+        (curve,) = ax.plot(
+            ns, acc, marker="o", label=f"from {src}" + (" + tuning records" if records else "")
+        )
         ax.axhline(e["acc10"], color=curve.get_color(), ls=":", lw=0.8)
+        if records:
+            ax.plot(ns, bare, marker=".", ls="--", lw=0.8, color=curve.get_color())
     for dst, ax in panel.items():
         ax.axhline(0.95, color="grey", ls="--", lw=0.8)
         ax.set_title(f"target {dst}", fontsize=9)
@@ -405,7 +443,8 @@ def transfer(frames: dict, lines: list[str], ns: list[int], seeds: int, out: Pat
         "drift-corrected median of its "
         "rounds, the few measured blocks included (each measured in as many rounds). A source "
         "with repeated rounds is read as their drift-corrected median (its predictor is built "
-        "once, from all it has).",
+        "once, from all it has). Dashed (tuned TVM): the same transfer without the target's "
+        "tuning records.",
         "",
         "![transfer](transfer.png)",
         "",
@@ -483,6 +522,7 @@ def main() -> None:
             [5, 10, 20, 50] if args.quick else [5, 10, 20, 30, 50],
             2 if args.quick else 8,
             out,
+            args.data,
         )
     if "throughput" in sections:
         throughput(frames, lines)
