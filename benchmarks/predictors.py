@@ -23,6 +23,11 @@ one.
    ONNX Runtime design on an Intel and an AMD host).
 5. Throughput of batched whole-model prediction.
 
+A tuned-TVM dataset with its device's tuning records (``<device>/tvm/tuning/records.parquet``,
+``canao records``) is also scored with them: as the base of its XGBoost predictor (``canao
+train --records``: ``xgboost+records`` in 1-3) and, as a transfer target, mixed into the
+transfer (``canao train --transfer-from P --records``).
+
 Writes benchmarks/results/predictors.md and PNGs beside it, or into ``--out`` (a run of some
 datasets or ``--sections`` only, e.g. a new device's, kept apart from the full run's).
 """
@@ -33,6 +38,7 @@ import argparse
 import copy
 import timeit
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +69,8 @@ from canao.profiling.samplers import ModelSpace, random_archs
 from canao.profiling.store import read_rows
 
 OUT = Path(__file__).parent / "results"
+#: the XGBoost predictor with a tuned-TVM dataset's own tuning records as its base
+RECORDS_MODEL = "xgboost+records"
 SECTIONS = ("blocks", "cv", "models", "adaptive", "transfer", "throughput")
 
 
@@ -87,6 +95,8 @@ def block_tables(
         X, y = blocks_xy(df)
         frames[name] = (df, X, y)
         makers: dict[str, Callable[[], Any]] = {"xgboost": LatencyPredictor, **BASELINES}
+        if (records := tuning_records(data, name)) is not None:
+            makers[RECORDS_MODEL] = partial(LatencyPredictor, base="records", records=records)
         table, preds = compare(X, y, makers)
         png = scatter_png(
             preds,
@@ -108,13 +118,16 @@ def block_tables(
         ]
         print(format_table(table), flush=True)
         for split, g in table.groupby("split", sort=False):
-            xgb = g[g["model"] == "xgboost"].iloc[0]
-            base = g[g["model"] != "xgboost"].sort_values("acc10").iloc[-1]
-            summary.append(
-                f"| {name} | {split} | {int(xgb['n'])} | {xgb['mape']:.2f}% | {xgb['acc5']:.1%} "
-                f"| {xgb['acc10']:.1%} | {xgb['max_err']:.1f}% | {xgb['kendall_tau']:.3f} "
-                f"| {base['model']} {base['acc10']:.1%} |"
-            )
+            base = g[~g["model"].str.startswith("xgboost")].sort_values("acc10").iloc[-1]
+            for model, label in (("xgboost", name), (RECORDS_MODEL, f"{name} + tuning records")):
+                if model not in makers:
+                    continue
+                xgb = g[g["model"] == model].iloc[0]
+                summary.append(
+                    f"| {label} | {split} | {int(xgb['n'])} | {xgb['mape']:.2f}% "
+                    f"| {xgb['acc5']:.1%} | {xgb['acc10']:.1%} | {xgb['max_err']:.1f}% "
+                    f"| {xgb['kendall_tau']:.3f} | {base['model']} {base['acc10']:.1%} |"
+                )
     return frames, summary
 
 
@@ -129,8 +142,9 @@ def by_range(p: dict[str, np.ndarray]) -> str:
     return "\n".join(rows)
 
 
-def cross_validation(frames: dict, lines: list[str]) -> None:
-    """XGBoost with every block held out once (5-fold CV, three fold assignments)."""
+def cross_validation(frames: dict, lines: list[str], data: Path) -> None:
+    """XGBoost with every block held out once (5-fold CV, three fold assignments); on a
+    tuned-TVM dataset also with its tuning records as the base (``canao train --records``)."""
     lines += [
         "### Every block held out once (XGBoost, 5-fold cross-validation, 3 fold assignments)",
         "",
@@ -140,18 +154,27 @@ def cross_validation(frames: dict, lines: list[str]) -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, (_, X, y) in frames.items():
-        passes = cross_validated(X, y, LatencyPredictor)
-        m, acc5, acc10 = pooled(passes), [p["acc5"] for p in passes], [p["acc10"] for p in passes]
-        lines.append(
-            f"| {name} | {len(y)} | {m['mape']:.2f}% | {m['acc5']:.1%} "
-            f"({min(acc5):.1%}-{max(acc5):.1%}) | {m['acc10']:.1%} "
-            f"({min(acc10):.1%}-{max(acc10):.1%}) | {m['max_err']:.1f}% |"
-        )
-        print(lines[-1], flush=True)
+        makers: dict[str, Callable[[], Any]] = {name: LatencyPredictor}
+        if (records := tuning_records(data, name)) is not None:
+            makers[f"{name} + tuning records"] = partial(
+                LatencyPredictor, base="records", records=records
+            )
+        for label, make in makers.items():
+            passes = cross_validated(X, y, make)
+            m, acc5 = pooled(passes), [p["acc5"] for p in passes]
+            acc10 = [p["acc10"] for p in passes]
+            lines.append(
+                f"| {label} | {len(y)} | {m['mape']:.2f}% | {m['acc5']:.1%} "
+                f"({min(acc5):.1%}-{max(acc5):.1%}) | {m['acc10']:.1%} "
+                f"({min(acc10):.1%}-{max(acc10):.1%}) | {m['max_err']:.1f}% |"
+            )
+            print(lines[-1], flush=True)
     lines.append("")
 
 
-def model_level(frames: dict, lines: list[str], splits: int = 10) -> None:
+def model_level(frames: dict, lines: list[str], data: Path, splits: int = 10) -> None:
+    """Sum of block predictions, then with the fitted overhead, on held-out measured models
+    (a tuned-TVM dataset's also with its tuning records as the blocks' base)."""
     lines += [
         f"### Whole models (half of the measured models held out, {splits} random halves pooled)",
         "",
@@ -162,26 +185,33 @@ def model_level(frames: dict, lines: list[str], splits: int = 10) -> None:
         archs, ms, threads = model_rows(df)
         if len(archs) < 10:
             continue
-        model = LatencyPredictor().fit(X, y)
-        blocks = model.predict_archs(archs, threads)
-        held, fitted, caches = [], [], []
-        for seed in range(splits):
-            tr, te = random_split(len(archs), test_frac=0.5, seed=seed)
-            model.fit_overhead([archs[i] for i in tr], ms[tr], threads)
-            held.append(te)
-            fitted.append(model.predict_archs([archs[i] for i in te], threads))
-            caches.append(model.overhead_cache_mb_)
-        te = np.concatenate(held)
-        picked = ", ".join(f"{a:g}/{b:g}" for a, b in sorted(set(caches)))
-        for label, pred in (
-            ("none (sum of blocks)", blocks[te]),
-            (f"fitted (cache MB layer/model: {picked})", np.concatenate(fitted)),
-        ):
-            m = error_metrics(ms[te], pred)
-            lines.append(
-                f"| {name} | {len(te) // splits} x {splits} | {label} | {m['mape']:.2f}% "
-                f"| {m['acc5']:.1%} | {m['acc10']:.1%} | {m['max_err']:.1f}% |"
-            )
+        records = tuning_records(data, name)
+        models = {name: LatencyPredictor().fit(X, y)}
+        if records is not None:
+            models[f"{name} + tuning records"] = LatencyPredictor(
+                base="records", records=records
+            ).fit(X, y)
+        for label_name, model in models.items():
+            blocks = model.predict_archs(archs, threads)
+            held, fitted, caches = [], [], []
+            for seed in range(splits):
+                tr, te = random_split(len(archs), test_frac=0.5, seed=seed)
+                model.fit_overhead([archs[i] for i in tr], ms[tr], threads)
+                held.append(te)
+                fitted.append(model.predict_archs([archs[i] for i in te], threads))
+                caches.append(model.overhead_cache_mb_)
+            te = np.concatenate(held)
+            picked = ", ".join(f"{a:g}/{b:g}" for a, b in sorted(set(caches)))
+            for label, pred in (
+                ("none (sum of blocks)", blocks[te]),
+                (f"fitted (cache MB layer/model: {picked})", np.concatenate(fitted)),
+            ):
+                m = error_metrics(ms[te], pred)
+                lines.append(
+                    f"| {label_name} | {len(te) // splits} x {splits} | {label} "
+                    f"| {m['mape']:.2f}% | {m['acc5']:.1%} | {m['acc10']:.1%} "
+                    f"| {m['max_err']:.1f}% |"
+                )
     lines.append("")
 
 
@@ -307,15 +337,13 @@ def _transfer_score(
     return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
 
 
-def tuning_records(data: Path, name: str) -> list[Source]:
-    """The sources of a tuned-TVM dataset's own tuning records (``canao records`` wrote
-    ``<device>/<backend>/tuning/records.parquet``), as ``canao train --records`` mixes them
-    in; none for a dataset without them."""
+def tuning_records(data: Path, name: str) -> pd.DataFrame | None:
+    """A tuned-TVM dataset's own tuning records per block (``canao records`` wrote
+    ``<device>/<backend>/tuning/records.parquet``), as ``canao train --records`` reads them;
+    None for a dataset without them."""
     device, backend, _, _ = parse_dataset_name(name)
     path = data / device / backend / "tuning" / "records.parquet"
-    if not path.exists():
-        return []
-    return list(records_sources(read_records(path), {"table": str(path)}))
+    return read_records(path) if path.exists() else None
 
 
 def transfer(
@@ -369,7 +397,8 @@ def transfer(
         if src not in fitted:
             fitted[src] = LatencyPredictor().fit(*frames[src][1:])
         source = fitted[src]
-        records = tuning_records(data, dst)
+        table = tuning_records(data, dst)
+        records: list[Source] = [] if table is None else list(records_sources(table))
         view = pick_design(Xd, source.predict(Xd))
         acc, mape, scratch, bare = [], [], [], []
         for n in ns:
@@ -508,9 +537,9 @@ def main() -> None:
         datasets[at:at] = [f"{name}/median", f"{name}/drift-median"]
     frames, summary = block_tables(args.data, datasets, lines, out)
     if "cv" in sections:
-        cross_validation(frames, lines)
+        cross_validation(frames, lines, args.data)
     if "models" in sections:
-        model_level(frames, lines)
+        model_level(frames, lines, args.data)
     if "adaptive" in sections:
         steps = [100, 200, 400] if args.quick else [100, 200, 400, 700, 1000, 1500, 2000]
         best = {k: frames[k] for k in best_readings(frames).values()}

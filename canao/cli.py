@@ -845,8 +845,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from canao.predictors.metrics import error_metrics
     from canao.predictors.predictor import LatencyPredictor
 
-    if (args.also_from or args.records) and not args.transfer_from:
-        raise UsageError("--also-from and --records go with --transfer-from")
+    if args.also_from and not args.transfer_from:
+        raise UsageError("--also-from goes with --transfer-from")
+    if args.records and not args.transfer_from and args.base == "none":
+        raise UsageError("--records is the base of a predictor trained here: not with --base none")
     out = Path(args.out)
     if (out / "meta.json").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
@@ -862,12 +864,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.transfer_from:
         return _train_transfer(args, df, X, y, out)
     params: dict[str, Any] = {"base": args.base}
+    if args.records:  # tuned TVM: the device's own tuning records are the base
+        params = {"base": "records", "records": _records_for(args.records, X)}
     if args.tune:
         from canao.predictors.tuning import tune
 
         print(f"canao train: tuning on {len(y)} blocks, {args.trials} trials", file=sys.stderr)
         metric = args.tune_metric or "rmspe"
-        params, cv = tune(X, y, n_trials=args.trials, base=args.base, metric=metric)
+        params, cv = tune(X, y, n_trials=args.trials, metric=metric, **params)
         print(f"canao train: best 3-fold CV {metric} {cv:.2f}%", file=sys.stderr)
     # held-out metrics first (80/20), then the predictor that ships is fitted on every row
     tr, te = random_split(len(y))
@@ -895,6 +899,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         # latencies were divided by the host's drift, measured by the canary block: the
         # predictions are at this canary time (ms); None when not corrected
         "canary_ms": canary_ms,
+        "records": args.records,
         "metrics": metrics,
     }
     model.save(out, meta, overwrite=args.overwrite)
@@ -925,19 +930,13 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         dataset_hash,
     )
     from canao.predictors.metrics import error_metrics
+    from canao.predictors.records import records_sources
     from canao.predictors.transfer import pick_design, transfer_picks
 
     model = _load_predictor(args.transfer_from)
     helpers = [_load_predictor(h) for h in args.also_from]
     if args.records:
-        from canao.predictors.records import RecordsError, read_records, records_sources
-
-        try:
-            sources = records_sources(read_records(Path(args.records)), {"table": args.records})
-            sources[0].predict(X)  # every block of --data must have its records
-        except RecordsError as e:
-            raise UsageError(f"--records {args.records}: {e}") from None
-        helpers += sources
+        helpers += records_sources(_records_for(args.records, X), {"table": args.records})
     if args.pick == "cover":
         pick = transfer_picks(pick_design(X, model.predict(X)), args.few, args.seed)
     else:
@@ -1001,6 +1000,19 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             line += f"within ±10% {m['acc10']:.1%}"
         print(line)
     return 0
+
+
+def _records_for(path: str, X: Any) -> Any:
+    """The records table of ``canao train --records`` (``path``), checked to hold every block
+    of ``X`` (a UsageError that names the file otherwise)."""
+    from canao.predictors.records import RecordsError, read_records, records_sources
+
+    try:
+        table = read_records(Path(path))
+        records_sources(table)[0].predict(X)  # every block of --data must have its records
+    except RecordsError as e:
+        raise UsageError(f"--records {path}: {e}") from None
+    return table
 
 
 def _load_predictor(path: str, backend: str | None = None) -> Any:
@@ -1413,8 +1425,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--records",
         metavar="FILE",
-        help="with --transfer-from, on tuned TVM: the new device's own tuning records per "
-        "block (canao records), mixed into the remix as two more sources",
+        help="tuned TVM: the device's own tuning records per block (canao records): the "
+        "analytic base the trees learn the ratio to (every block of --data must be in it, and "
+        "so must every block the predictor is asked for); with --transfer-from, mixed into the "
+        "remix as two more sources",
     )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
     p.add_argument(

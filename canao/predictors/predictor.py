@@ -2,7 +2,10 @@
 
 Target: log latency, optionally relative to an analytic base (a non-negative linear model of
 the per-sub-operation FLOPs and bytes, fitted first), which keeps predictions sensible for
-blocks larger than any seen in training, where trees alone cannot extrapolate.
+blocks larger than any seen in training, where trees alone cannot extrapolate. On tuned TVM
+the base may instead be the device's own tuning records (``base="records"``: each block's
+summed record times per kind, ``records.py``), which carry each shape's schedule, large
+blocks' included.
 
 Model latency = sum of block predictions + a fitted per-device overhead (embeddings, pooler,
 head, per-call costs, weight traffic past the device's caches, a scale of the blocks' sum),
@@ -35,7 +38,15 @@ from canao.predictors.features import (
     feature_frame,
     weights_mb,
 )
-from canao.predictors.records import RECORDS_FORMAT, RecordsError, RecordsSource
+from canao.predictors.records import (
+    RECORD_KINDS,
+    RECORDS_FORMAT,
+    RecordsError,
+    RecordsSource,
+    load_table,
+    records_sources,
+    save_table,
+)
 from canao.predictors.transfer import (
     MIN_RESIDUAL_BLOCKS,
     SmoothResidual,
@@ -62,6 +73,12 @@ FORMAT = "canao-latency-predictor"
 FORMAT_VERSION = 1
 #: features of the analytic base: per-sub-operation work and traffic
 BASE_FEATURES = tuple(f"{op}_{k}" for op in SUB_OPS for k in ("gflop", "mb"))
+#: features of the records base (tuned TVM): a block's summed tuning-record times per kind
+RECORDS_BASE_FEATURES = tuple(f"records_{k}_ms" for k in RECORD_KINDS)
+#: what a predictor's log ratio is learnt to: the analytic base, the records base, nothing
+BASES = ("nnls", "records", "none")
+#: the folder of a saved predictor that holds its records base's table
+BASE_RECORDS_FOLDER = "base-records"
 #: features of the per-model overhead (whole model minus its blocks): per-call and embedding,
 #: pooler and head costs, weight traffic, and the blocks' own sum. A block timed alone runs
 #: again and again with its weights in the caches; in a whole model each layer's weights have
@@ -296,7 +313,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     """Block latency (ms) from block features, scikit-learn style.
 
     Parameters are XGBoost's; ``base`` is ``"nnls"`` (learn the log ratio to a fitted
-    analytic model) or ``"none"`` (learn log latency directly). The default trees, shallow
+    analytic model), ``"records"`` (to a fitted mix of the device's own tuning records per
+    block, ``records``: a table of ``canao records``; tuned TVM; a block outside it cannot be
+    predicted) or ``"none"`` (learn log latency directly). The default trees, shallow
     and many (depth 4, 2,000), were chosen by ``benchmarks/hyperparams.py`` (its results are
     in ``benchmarks/results/hyperparams.md``); ``canao train --tune`` searches them per
     dataset.
@@ -324,6 +343,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         base: str = "nnls",
         random_state: int = 0,
         n_jobs: int = 2,
+        records: pd.DataFrame | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -335,6 +355,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.base = base
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.records = records
 
     # -- fitting -------------------------------------------------------------------------------
     def _xgb(self) -> Any:
@@ -353,23 +374,34 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             tree_method="hist",
         )
 
+    def _base_design(self, X: pd.DataFrame) -> np.ndarray:
+        """The base's features of the blocks ``X`` (RecordsError, for the records base, where
+        a block is not in its table)."""
+        if self.base == "records":
+            return np.column_stack([r.predict(X) for r in self.base_records_])
+        return X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
+
     def _base_ms(self, X: pd.DataFrame) -> np.ndarray:
         if self.base == "none":
             return np.ones(len(X))
-        A = X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
+        A = self._base_design(X)
         return np.maximum(A @ self.base_coef_ + self.base_intercept_, 1e-6)
 
     def fit(self, X: Any, y: Any) -> LatencyPredictor:
-        if self.base not in ("nnls", "none"):
-            raise ValueError(f"base must be 'nnls' or 'none', got {self.base!r}")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {', '.join(BASES)}, got {self.base!r}")
+        if (self.base == "records") != (self.records is not None):
+            raise ValueError("records= (a table of canao records) goes with base='records'")
         X = _as_frame(X)
         y = np.asarray(y, dtype=np.float64)
         if len(X) != len(y) or len(y) < 2:
             raise ValueError("X and y must have the same length, at least 2 rows")
         if np.any(~np.isfinite(y)) or np.any(y <= 0):
             raise ValueError("latencies must be finite and > 0")
-        if self.base == "nnls":
-            A = X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
+        if self.records is not None:
+            self.base_records_ = records_sources(self.records)
+        if self.base != "none":
+            A = self._base_design(X)
             # relative least squares (rows weighted by 1/y), intercept as a last column
             w = 1.0 / y
             coef, _ = nnls(np.c_[A, np.ones(len(y))] * w[:, None], y * w)
@@ -384,6 +416,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = len(FEATURE_NAMES)
         self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
         return self
+
+    def _base_features(self) -> tuple[str, ...]:
+        return RECORDS_BASE_FEATURES if self.base == "records" else BASE_FEATURES
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "booster_"):
@@ -519,8 +554,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise FileExistsError(f"{path} already holds a predictor (use --overwrite)")
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "model.ubj"))
-        if (path / OTHERS_FOLDER).is_dir():  # an overwritten predictor's other sources
-            shutil.rmtree(path / OTHERS_FOLDER)
+        for folder in (OTHERS_FOLDER, BASE_RECORDS_FOLDER):  # an overwritten predictor's
+            if (path / folder).is_dir():
+                shutil.rmtree(path / folder)
+        if self.base == "records":
+            save_table(self.base_records_[0].table, path / BASE_RECORDS_FOLDER)
         others = []  # each other source a folder of its own: a predictor, or a records table
         for i, helper in enumerate(self.others_):
             keep = RECORDS_DESCRIBED if isinstance(helper, RecordsSource) else DESCRIBED
@@ -535,13 +573,14 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             "format_version": FORMAT_VERSION,
             "feature_names": list(FEATURE_NAMES),
             "feature_schema": FEATURE_SCHEMA_HASH,
-            "params": self.get_params(),
+            "params": {k: v for k, v in self.get_params().items() if k != "records"},
             "base": None
             if self.base == "none"
             else {
-                "features": list(BASE_FEATURES),
+                "features": list(self._base_features()),
                 "coef": [float(c) for c in self.base_coef_],
                 "intercept": self.base_intercept_,
+                **({"records": BASE_RECORDS_FOLDER} if self.base == "records" else {}),
             },
             "overhead": overhead,
             "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
@@ -584,7 +623,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise PredictorFileError(
                 f"{path}: trained for backend {meta.get('backend')!r}, not {backend!r}"
             )
-        params = {k: v for k, v in meta.get("params", {}).items() if k in cls().get_params()}
+        known = set(cls().get_params()) - {"records"}
+        params = {k: v for k, v in (meta.get("params") or {}).items() if k in known}
+        if params.get("base", "nnls") not in BASES:
+            raise PredictorFileError(f"{meta_path}: unknown base {params['base']!r}")
         self = cls(**params)
         booster = xgb.Booster()
         try:
@@ -595,12 +637,23 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.booster_ = booster
         self.n_features_in_ = len(FEATURE_NAMES)
         self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
-        if self.base == "nnls":
+        if self.base != "none":
             base = meta.get("base") or {}
-            self.base_coef_ = np.asarray(base.get("coef", []), dtype=np.float64)
-            if self.base_coef_.shape != (len(BASE_FEATURES),):
+            try:
+                self.base_coef_ = np.asarray(base.get("coef", []), dtype=np.float64)
+                self.base_intercept_ = float(base["intercept"])
+            except (KeyError, TypeError, ValueError):
+                self.base_coef_ = np.zeros(0)
+            if tuple(base.get("features") or ()) != self._base_features() or (
+                self.base_coef_.shape != (len(self._base_features()),)
+            ):
                 raise PredictorFileError(f"{meta_path}: analytic base is missing or malformed")
-            self.base_intercept_ = float(base["intercept"])
+        if self.base == "records":
+            try:
+                self.records, _ = load_table(path / BASE_RECORDS_FOLDER)
+            except RecordsError as e:
+                raise PredictorFileError(f"{meta_path}: its records base: {e}") from None
+            self.base_records_ = records_sources(self.records)
         overhead = meta.get("overhead")
         self.overhead_coef_ = None
         if overhead is not None:

@@ -186,38 +186,52 @@ class RecordsSource:
 
     def save(self, path: Path, meta: dict[str, Any] | None = None, overwrite: bool = True) -> Path:
         """Write the table and kind as ``records.json`` into the folder ``path``."""
-        path = Path(path)
-        if (path / RECORDS_FILE).exists() and not overwrite:
-            raise FileExistsError(f"{path} already holds a records source")
-        path.mkdir(parents=True, exist_ok=True)
-        body = {
-            "format": RECORDS_FORMAT,
-            "kind": self.kind,
-            "columns": list(RECORDS_COLUMNS),
-            "rows": self.table.to_numpy(dtype=np.float64).tolist(),
-            **(meta or {}),
-        }
-        (path / RECORDS_FILE).write_text(json.dumps(body))
-        return path
+        return save_table(self.table, path, {"kind": self.kind, **(meta or {})}, overwrite)
 
     @classmethod
     def load(cls, path: Path) -> RecordsSource:
         """Read a folder written by :meth:`save` (RecordsError if it is not one)."""
-        file = Path(path) / RECORDS_FILE
-        try:
-            body = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RecordsError(f"{file}: not a records source ({e})") from None
-        if not isinstance(body, dict) or body.get("format") != RECORDS_FORMAT:
-            raise RecordsError(f"{file}: not a records source (format field)")
-        if body.get("columns") != list(RECORDS_COLUMNS):
-            raise RecordsError(f"{file}: its columns are not this canao version's")
-        try:
-            table = pd.DataFrame(body["rows"], columns=list(RECORDS_COLUMNS), dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            raise RecordsError(f"{file}: its rows are malformed") from None
-        meta = {k: v for k, v in body.items() if k not in ("format", "kind", "columns", "rows")}
-        return cls(table, str(body.get("kind")), meta)
+        table, meta = load_table(path)
+        return cls(table, str(meta.pop("kind", None)), meta)
+
+
+def save_table(
+    table: pd.DataFrame, path: Path, meta: dict[str, Any] | None = None, overwrite: bool = True
+) -> Path:
+    """Write ``table`` (and ``meta``) as ``records.json`` into the folder ``path``: plain
+    numbers, read back by :func:`load_table`."""
+    path = Path(path)
+    if (path / RECORDS_FILE).exists() and not overwrite:
+        raise FileExistsError(f"{path} already holds a records table")
+    path.mkdir(parents=True, exist_ok=True)
+    body = {
+        "format": RECORDS_FORMAT,
+        "columns": list(RECORDS_COLUMNS),
+        "rows": _checked(table, str(path)).to_numpy(dtype=np.float64).tolist(),
+        **(meta or {}),
+    }
+    (path / RECORDS_FILE).write_text(json.dumps(body))
+    return path
+
+
+def load_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(table, meta) of a folder written by :func:`save_table` (RecordsError if it is not
+    one); nothing in it is executed."""
+    file = Path(path) / RECORDS_FILE
+    try:
+        body = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordsError(f"{file}: not a records source ({e})") from None
+    if not isinstance(body, dict) or body.get("format") != RECORDS_FORMAT:
+        raise RecordsError(f"{file}: not a records source (format field)")
+    if body.get("columns") != list(RECORDS_COLUMNS):
+        raise RecordsError(f"{file}: its columns are not this canao version's")
+    try:
+        table = pd.DataFrame(body["rows"], columns=list(RECORDS_COLUMNS), dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise RecordsError(f"{file}: its rows are malformed") from None
+    meta = {k: v for k, v in body.items() if k not in ("format", "columns", "rows")}
+    return _checked(table, str(file)), meta
 
 
 def records_sources(table: pd.DataFrame, meta: dict[str, Any] | None = None) -> list[RecordsSource]:

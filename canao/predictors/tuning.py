@@ -39,9 +39,11 @@ def tune(
     seed: int = 0,
     base: str = "nnls",
     metric: str = "rmspe",
+    records: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Best parameters by ``folds``-fold CV ``metric`` (one of ``METRICS``; TPE, seeded), the
-    defaults tried first; returns (params, their CV score)."""
+    defaults tried first; returns (params, their CV score). ``base`` and ``records`` are
+    passed on to every trial's predictor, and returned with the best parameters."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     import optuna
@@ -58,13 +60,14 @@ def tune(
             "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20, log=True),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10, log=True),
             "base": base,
+            "records": records,
         }
         return cv_score(params, X, y, folds, seed, metric)
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({k: v for k, v in LatencyPredictor().get_params().items() if k in _TUNED})
     study.optimize(objective, n_trials=n_trials, show_progress_bar=True)
-    return {**study.best_params, "base": base}, float(study.best_value)
+    return {**study.best_params, "base": base, "records": records}, float(study.best_value)
 
 
 _TUNED = (

@@ -240,6 +240,49 @@ def test_transfer_reads_tuned_tvm_from_its_records(synthetic_blocks, tmp_path) -
         LatencyPredictor.load(path)
 
 
+def test_records_base_carries_tuned_tvm_past_its_training_range(synthetic_blocks, tmp_path):
+    """Tuned TVM's per-shape schedule luck, in the device's own records: as the base the trees
+    learn their ratio to, the records predict blocks larger than any trained on, which an
+    analytic base with trees (constant past the range) cannot."""
+    from canao.predictors.evaluation import out_of_range_split
+
+    _, X, y = synthetic_blocks
+    luck = np.exp(np.random.default_rng(7).uniform(-0.25, 0.25, len(y)))
+    tvm = y * luck * (1 + 0.3 * X["hidden"].to_numpy() / 768)  # large blocks relatively slower
+    table = _records(X, 0.5 * y * luck, 0.05 * y)
+    tr, te, _ = out_of_range_split(X)
+    plain = LatencyPredictor(n_estimators=300).fit(X.iloc[tr], tvm[tr])
+    model = LatencyPredictor(n_estimators=300, base="records", records=table)
+    model.fit(X.iloc[tr], tvm[tr])
+    acc = {
+        name: error_metrics(tvm[te], m.predict(X.iloc[te]))["acc10"]
+        for name, m in (("plain", plain), ("records", model))
+    }
+    assert acc["records"] >= 0.9 and acc["records"] > acc["plain"] + 0.3, acc
+    path = model.save(tmp_path / "p", {"backend": "tvm"})
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["base"]["features"] == ["records_linear_ms", "records_rest_ms"]
+    assert "records" not in meta["params"]  # the table is plain numbers in its own folder
+    loaded = LatencyPredictor.load(path)
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-9)
+    with pytest.raises(RecordsError, match="without tuning records in this table: 1"):
+        loaded.predict(X.iloc[:1].assign(ffn=99_999))
+    plain.save(path, overwrite=True)  # no stale records base left behind
+    assert not (path / "base-records").exists()
+    model.save(path, overwrite=True)
+    (path / "base-records" / "records.json").write_text("[1, 2")
+    with pytest.raises(PredictorFileError, match="records base: .*not a records source"):
+        LatencyPredictor.load(path)
+    meta["base"]["features"] = ["qkv_gflop", "qkv_mb"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorFileError, match="analytic base is missing or malformed"):
+        LatencyPredictor.load(path)
+    with pytest.raises(ValueError, match="goes with base='records'"):
+        LatencyPredictor(base="records").fit(X, y)
+    with pytest.raises(ValueError, match="goes with base='records'"):
+        LatencyPredictor(records=table).fit(X, y)
+
+
 def test_records_tables_are_checked_and_round_trip(synthetic_blocks, tmp_path) -> None:
     _, X, y = synthetic_blocks
     table = _records(X.iloc[:20], y[:20], 0.1 * y[:20])
@@ -392,7 +435,7 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert used == len(meta["other_sources"]) and used <= (meta["remix"] is not None)
     assert "1 other source" in capsys.readouterr().out
     assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
-    assert "--also-from and --records go with --transfer-from" in capsys.readouterr().err
+    assert "--also-from goes with --transfer-from" in capsys.readouterr().err
     # the new device's tuning records per block (as canao records writes them)
     from canao.predictors.evaluation import blocks_xy, load_rows
 
@@ -406,3 +449,18 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     write_records(_records(Xn.iloc[1:], 0.5 * yn[1:], 0.1 * yn[1:]), tmp_path / "rec.parquet")
     assert main([*argv, "--few", "12", *rec, "--overwrite"]) == 2
     assert "without tuning records in this table: 1" in capsys.readouterr().err
+    # without --transfer-from the records are the base of a predictor trained on --data
+    base = ["train", "--data", str(src_data), "--backend", "eager", *rec[:2]]
+    assert main([*base, "--out", str(tmp_path / "rb")]) == 2  # not src_data's blocks
+    assert "without tuning records in this table" in capsys.readouterr().err
+    Xs, ys = blocks_xy(load_rows(src_data, "eager"))
+    write_records(_records(Xs, 0.5 * ys, 0.1 * ys), tmp_path / "rec.parquet")
+    assert main([*base, "--out", str(tmp_path / "rb")]) == 0
+    meta = json.loads((tmp_path / "rb" / "meta.json").read_text())
+    assert meta["base"]["features"] == ["records_linear_ms", "records_rest_ms"]
+    assert meta["records"] == str(tmp_path / "rec.parquet") and meta["params"]["base"] == "records"
+    assert main([*base, "--out", str(tmp_path / "rb2"), "--base", "none"]) == 2
+    assert "not with --base none" in capsys.readouterr().err
+    predict = ["predict", "--predictor", str(tmp_path / "rb"), "--arch", "bert-mini"]
+    assert main(predict) == 2  # bert-mini's blocks were never tuned: refused, not guessed
+    assert "without tuning records in this table" in capsys.readouterr().err
