@@ -1076,6 +1076,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from functools import partial
+
     import pandas as pd
 
     from canao.predictors.baselines import BASELINES
@@ -1091,6 +1093,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     df = _load_training_rows(args)
     X, y = blocks_xy(df)
     makers: dict[str, Any] = {"xgboost": LatencyPredictor}
+    if args.records:  # tuned TVM: also with the device's tuning records as the base
+        table = _records_for(args.records, X)
+        makers["xgboost+records"] = partial(LatencyPredictor, base="records", records=table)
     makers.update(BASELINES)
     unknown = set(args.models.split(",")) - set(makers) if args.models else set()
     if unknown:
@@ -1468,6 +1473,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="also K-fold cross-validation, every block held out once (3 fold assignments)",
+    )
+    p.add_argument(
+        "--records",
+        metavar="FILE",
+        help="tuned TVM: also score XGBoost with the device's tuning records per block as its "
+        "base (xgboost+records; canao records, canao train --records)",
     )
     p.add_argument("--out", default="runs/evaluate", help="where the scatter PNG goes")
     p.add_argument("--json", action="store_true")

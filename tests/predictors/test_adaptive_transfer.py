@@ -461,6 +461,13 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert meta["records"] == str(tmp_path / "rec.parquet") and meta["params"]["base"] == "records"
     assert main([*base, "--out", str(tmp_path / "rb2"), "--base", "none"]) == 2
     assert "not with --base none" in capsys.readouterr().err
+    evaluate = ["evaluate", "--data", str(src_data), "--backend", "eager", *rec[:2]]
+    evaluate += ["--models", "xgboost,xgboost+records,flops-linear", "--out", str(tmp_path / "e")]
+    assert main([*evaluate, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["table"]
+    assert {r["model"] for r in rows} == {"xgboost", "xgboost+records", "flops-linear"}
+    assert main([*evaluate, "--data", str(new_data)]) == 2  # blocks outside the table
+    assert "--records" in (err := capsys.readouterr().err) and "without tuning records" in err
     predict = ["predict", "--predictor", str(tmp_path / "rb"), "--arch", "bert-mini"]
     assert main(predict) == 2  # bert-mini's blocks were never tuned: refused, not guessed
     assert "without tuning records in this table" in capsys.readouterr().err
