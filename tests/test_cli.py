@@ -78,7 +78,7 @@ def test_dataset_info_rejects_non_datasets(capsys, tmp_path) -> None:
     assert "no such file" in _one_error_line(capsys)
     assert main(["dataset", "info", str(tmp_path)]) == 2
     assert "no shards found" in _one_error_line(capsys)
-    (tmp_path / "x.parquet").write_text("not parquet")
+    (tmp_path / "part-x.parquet").write_text("not parquet")
     assert main(["dataset", "info", str(tmp_path)]) == 2
     assert "not a canao latency dataset" in _one_error_line(capsys)
 

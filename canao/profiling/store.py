@@ -31,6 +31,8 @@ LOCK = ".lock"
 RETIRED = "retired.jsonl"
 #: a compaction in progress (:meth:`LatencyStore.compact`): its shard and the shards it replaces
 COMPACTING = ".compact.json"
+#: the store's shards (``part-<time>-<pid>-<rows>.parquet``); other Parquet files are not rows
+SHARD_GLOB = "part-*.parquet"
 
 _INT, _F, _S, _B = pa.int32(), pa.float64(), pa.string(), pa.bool_()
 
@@ -101,9 +103,10 @@ def _compaction(manifest: Path) -> tuple[Path, list[Path]]:
 
 
 def shard_files(path: Path) -> list[Path]:
-    """Parquet shards below ``path`` (one store folder, a device folder, or the root); not the
-    shards a compaction cut short has already replaced (its shard in place, theirs not yet
-    removed)."""
+    """Parquet shards below ``path`` (one store folder, a device folder, or the root): the
+    files the store writes (``part-*.parquet``), not other Parquet files kept beside them (a
+    tuning folder's records tables); not the shards a compaction cut short has already
+    replaced (its shard in place, theirs not yet removed)."""
     path = Path(path)
     if path.is_file() and path.suffix == ".parquet":
         return [path]
@@ -112,9 +115,7 @@ def shard_files(path: Path) -> list[Path]:
         shard, old = _compaction(manifest)
         if shard.exists():
             replaced.update(old)
-    return sorted(
-        p for p in path.rglob("*.parquet") if not p.name.startswith(".") and p not in replaced
-    )
+    return sorted(p for p in path.rglob(SHARD_GLOB) if p not in replaced)
 
 
 def _utc(stamp: str) -> pd.Timestamp:

@@ -59,8 +59,12 @@ def test_append_flush_read_and_dedupe(tmp_path: Path) -> None:
         assert len(store.read()) == 7
     assert not (store.path / JOURNAL).exists()
     assert len(shard_files(tmp_path)) == 3
+    # a Parquet file kept beside the shards (a tuning folder's records table) is not rows
+    (store.path / "tuning").mkdir()
+    records = pd.DataFrame({"hidden": [1], "linear_ms": [0.5]})
+    records.to_parquet(store.path / "tuning" / "records.parquet")
     df = read_rows(tmp_path)
-    assert sorted(df["hidden"]) == list(range(64, 71))
+    assert sorted(df["hidden"]) == list(range(64, 71)) and df["threads"].dtype.kind == "i"
     assert df.loc[df["hidden"] == 66, "samples_ms"].iloc[0].tolist() == [3.0, 3.1, 2.9]
     with LatencyStore(tmp_path, "dev", "eager") as store:
         assert len(store) == 7 and "block:3|t2" in store
