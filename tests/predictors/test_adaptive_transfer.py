@@ -277,6 +277,10 @@ def test_records_base_carries_tuned_tvm_past_its_training_range(synthetic_blocks
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(PredictorFileError, match="analytic base is missing or malformed"):
         LatencyPredictor.load(path)
+    from canao.predictors.tuning import tune  # canao train --tune --records: every trial
+
+    params, _ = tune(X, tvm, n_trials=1, base="records", records=table)
+    assert params["base"] == "records" and params["records"] is table
     with pytest.raises(ValueError, match="goes with base='records'"):
         LatencyPredictor(base="records").fit(X, y)
     with pytest.raises(ValueError, match="goes with base='records'"):
