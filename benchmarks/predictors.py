@@ -84,7 +84,7 @@ def datasets_in(data: Path, min_blocks: int = 300) -> list[str]:
 
 
 def block_tables(
-    data: Path, datasets: list[str], lines: list[str], out: Path = OUT
+    data: Path, datasets: list[str], lines: list[str], tables: dict, out: Path = OUT
 ) -> tuple[dict, list[str]]:
     """Per dataset, XGBoost against the baselines on both splits; also the summary rows (one
     per dataset and split: XGBoost and the best baseline by ±10%)."""
@@ -95,8 +95,8 @@ def block_tables(
         X, y = blocks_xy(df)
         frames[name] = (df, X, y)
         makers: dict[str, Callable[[], Any]] = {"xgboost": LatencyPredictor, **BASELINES}
-        if (records := tuning_records(data, name)) is not None:
-            makers[RECORDS_MODEL] = partial(LatencyPredictor, base="records", records=records)
+        if tables[name] is not None:
+            makers[RECORDS_MODEL] = records_model(tables[name])
         table, preds = compare(X, y, makers)
         png = scatter_png(
             preds,
@@ -142,7 +142,7 @@ def by_range(p: dict[str, np.ndarray]) -> str:
     return "\n".join(rows)
 
 
-def cross_validation(frames: dict, lines: list[str], data: Path) -> None:
+def cross_validation(frames: dict, lines: list[str], tables: dict) -> None:
     """XGBoost with every block held out once (5-fold CV, three fold assignments); on a
     tuned-TVM dataset also with its tuning records as the base (``canao train --records``)."""
     lines += [
@@ -155,10 +155,8 @@ def cross_validation(frames: dict, lines: list[str], data: Path) -> None:
     ]
     for name, (_, X, y) in frames.items():
         makers: dict[str, Callable[[], Any]] = {name: LatencyPredictor}
-        if (records := tuning_records(data, name)) is not None:
-            makers[f"{name} + tuning records"] = partial(
-                LatencyPredictor, base="records", records=records
-            )
+        if tables[name] is not None:
+            makers[f"{name} + tuning records"] = records_model(tables[name])
         for label, make in makers.items():
             passes = cross_validated(X, y, make)
             m, acc5 = pooled(passes), [p["acc5"] for p in passes]
@@ -172,7 +170,7 @@ def cross_validation(frames: dict, lines: list[str], data: Path) -> None:
     lines.append("")
 
 
-def model_level(frames: dict, lines: list[str], data: Path, splits: int = 10) -> None:
+def model_level(frames: dict, lines: list[str], tables: dict, splits: int = 10) -> None:
     """Sum of block predictions, then with the fitted overhead, on held-out measured models
     (a tuned-TVM dataset's also with its tuning records as the blocks' base)."""
     lines += [
@@ -185,12 +183,9 @@ def model_level(frames: dict, lines: list[str], data: Path, splits: int = 10) ->
         archs, ms, threads = model_rows(df)
         if len(archs) < 10:
             continue
-        records = tuning_records(data, name)
         models = {name: LatencyPredictor().fit(X, y)}
-        if records is not None:
-            models[f"{name} + tuning records"] = LatencyPredictor(
-                base="records", records=records
-            ).fit(X, y)
+        if tables[name] is not None:
+            models[f"{name} + tuning records"] = records_model(tables[name])().fit(X, y)
         for label_name, model in models.items():
             blocks = model.predict_archs(archs, threads)
             held, fitted, caches = [], [], []
@@ -346,13 +341,18 @@ def tuning_records(data: Path, name: str) -> pd.DataFrame | None:
     return read_records(path) if path.exists() else None
 
 
+def records_model(table: pd.DataFrame) -> Callable[[], LatencyPredictor]:
+    """The maker of XGBoost with ``table`` as its base (``canao train --records``)."""
+    return partial(LatencyPredictor, base="records", records=table)
+
+
 def transfer(
     frames: dict,
     lines: list[str],
     ns: list[int],
     seeds: int,
+    tables: dict,
     out: Path = OUT,
-    data: Path = Path("datasets_latency"),
 ) -> None:
     """Every dataset is a source, read as the best it is read here (the drift-corrected median
     of its rounds where there is one: the source predictor is built once, from all its rounds);
@@ -397,7 +397,7 @@ def transfer(
         if src not in fitted:
             fitted[src] = LatencyPredictor().fit(*frames[src][1:])
         source = fitted[src]
-        table = tuning_records(data, dst)
+        table = tables[dst]
         records: list[Source] = [] if table is None else list(records_sources(table))
         view = pick_design(Xd, source.predict(Xd))
         acc, mape, scratch, bare = [], [], [], []
@@ -535,11 +535,13 @@ def main() -> None:
     for name in filter(None, args.median.split(",")):
         at = datasets.index(name) + 1 if name in datasets else 0
         datasets[at:at] = [f"{name}/median", f"{name}/drift-median"]
-    frames, summary = block_tables(args.data, datasets, lines, out)
+    # each tuned-TVM dataset's own tuning records, read once (None for the others)
+    tables = {name: tuning_records(args.data, name) for name in datasets}
+    frames, summary = block_tables(args.data, datasets, lines, tables, out)
     if "cv" in sections:
-        cross_validation(frames, lines, args.data)
+        cross_validation(frames, lines, tables)
     if "models" in sections:
-        model_level(frames, lines, args.data)
+        model_level(frames, lines, tables)
     if "adaptive" in sections:
         steps = [100, 200, 400] if args.quick else [100, 200, 400, 700, 1000, 1500, 2000]
         best = {k: frames[k] for k in best_readings(frames).values()}
@@ -550,8 +552,8 @@ def main() -> None:
             lines,
             [5, 10, 20, 50] if args.quick else [5, 10, 20, 30, 50],
             2 if args.quick else 8,
+            tables,
             out,
-            args.data,
         )
     if "throughput" in sections:
         throughput(frames, lines)

@@ -1005,11 +1005,11 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
 def _records_for(path: str, X: Any) -> Any:
     """The records table of ``canao train --records`` (``path``), checked to hold every block
     of ``X`` (a UsageError that names the file otherwise)."""
-    from canao.predictors.records import RecordsError, read_records, records_sources
+    from canao.predictors.records import RecordsError, RecordsTable, read_records
 
     try:
         table = read_records(Path(path))
-        records_sources(table)[0].predict(X)  # every block of --data must have its records
+        RecordsTable(table).times(X)  # every block of --data must have its records
     except RecordsError as e:
         raise UsageError(f"--records {path}: {e}") from None
     return table

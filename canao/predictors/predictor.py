@@ -43,8 +43,8 @@ from canao.predictors.records import (
     RECORDS_FORMAT,
     RecordsError,
     RecordsSource,
+    RecordsTable,
     load_table,
-    records_sources,
     save_table,
 )
 from canao.predictors.transfer import (
@@ -378,7 +378,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         """The base's features of the blocks ``X`` (RecordsError, for the records base, where
         a block is not in its table)."""
         if self.base == "records":
-            return np.column_stack([r.predict(X) for r in self.base_records_])
+            return self.base_records_.times(X)
         return X[list(BASE_FEATURES)].to_numpy(dtype=np.float64)
 
     def _base_ms(self, X: pd.DataFrame) -> np.ndarray:
@@ -399,7 +399,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         if np.any(~np.isfinite(y)) or np.any(y <= 0):
             raise ValueError("latencies must be finite and > 0")
         if self.records is not None:
-            self.base_records_ = records_sources(self.records)
+            self.base_records_ = RecordsTable(self.records)
         if self.base != "none":
             A = self._base_design(X)
             # relative least squares (rows weighted by 1/y), intercept as a last column
@@ -558,7 +558,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             if (path / folder).is_dir():
                 shutil.rmtree(path / folder)
         if self.base == "records":
-            save_table(self.base_records_[0].table, path / BASE_RECORDS_FOLDER)
+            save_table(self.base_records_.table, path / BASE_RECORDS_FOLDER)
         others = []  # each other source a folder of its own: a predictor, or a records table
         for i, helper in enumerate(self.others_):
             keep = RECORDS_DESCRIBED if isinstance(helper, RecordsSource) else DESCRIBED
@@ -653,7 +653,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 self.records, _ = load_table(path / BASE_RECORDS_FOLDER)
             except RecordsError as e:
                 raise PredictorFileError(f"{meta_path}: its records base: {e}") from None
-            self.base_records_ = records_sources(self.records)
+            self.base_records_ = RecordsTable(self.records)
         overhead = meta.get("overhead")
         self.overhead_coef_ = None
         if overhead is not None:

@@ -154,25 +154,18 @@ def write_records(table: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class RecordsSource:
-    """One kind's summed record times per block, as a transfer's other source: ``predict``
-    looks each block up in the table (RecordsError for a block that is not in it: its shapes
-    were not tuned on the device, so tuned TVM could not compile it either)."""
+class RecordsTable:
+    """A checked records table indexed by its blocks' dims: ``times`` looks blocks up, every
+    kind at once (RecordsError for a block that is not in it: its shapes were not tuned on the
+    device, so tuned TVM could not compile it either)."""
 
-    def __init__(self, table: pd.DataFrame, kind: str, meta: dict[str, Any] | None = None):
-        if kind not in RECORD_KINDS:
-            raise RecordsError(f"kind must be one of {', '.join(RECORD_KINDS)}, not {kind!r}")
+    def __init__(self, table: pd.DataFrame):
         self.table = _checked(table, "records")
-        self.kind = kind
-        self.meta_ = {"source": RECORDS_FORMAT, "records": kind, **(meta or {})}
         self._index = pd.MultiIndex.from_frame(self.table[list(DIMS)])
-        self._ms = self.table[f"{kind}_ms"].to_numpy(dtype=np.float64)
+        self._ms = self.table[[f"{k}_ms" for k in RECORD_KINDS]].to_numpy(dtype=np.float64)
 
-    def _check_fitted(self) -> None:
-        """A table is always ready (the transfer asks every source)."""
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """The blocks' summed record times of this kind (ms)."""
+    def times(self, X: pd.DataFrame) -> np.ndarray:
+        """The blocks' summed record times (ms), one column per kind of :data:`RECORD_KINDS`."""
         keys = pd.MultiIndex.from_frame(X[list(DIMS)].astype(np.int64))
         at = self._index.get_indexer(keys)
         if np.any(at < 0):
@@ -183,6 +176,32 @@ class RecordsSource:
                 "(canao tune --grid) and rebuild it (canao records)"
             )
         return self._ms[at]
+
+
+class RecordsSource:
+    """One kind's summed record times per block, as a transfer's other source: ``predict``
+    looks each block up in the table (:meth:`RecordsTable.times`). ``table``: a DataFrame, or
+    a :class:`RecordsTable` that several sources share."""
+
+    def __init__(
+        self, table: pd.DataFrame | RecordsTable, kind: str, meta: dict[str, Any] | None = None
+    ):
+        if kind not in RECORD_KINDS:
+            raise RecordsError(f"kind must be one of {', '.join(RECORD_KINDS)}, not {kind!r}")
+        self.records = table if isinstance(table, RecordsTable) else RecordsTable(table)
+        self.kind = kind
+        self.meta_ = {"source": RECORDS_FORMAT, "records": kind, **(meta or {})}
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.records.table
+
+    def _check_fitted(self) -> None:
+        """A table is always ready (the transfer asks every source)."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The blocks' summed record times of this kind (ms)."""
+        return self.records.times(X)[:, RECORD_KINDS.index(self.kind)]
 
     def save(self, path: Path, meta: dict[str, Any] | None = None, overwrite: bool = True) -> Path:
         """Write the table and kind as ``records.json`` into the folder ``path``."""
@@ -235,5 +254,6 @@ def load_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def records_sources(table: pd.DataFrame, meta: dict[str, Any] | None = None) -> list[RecordsSource]:
-    """One source per kind (:data:`RECORD_KINDS`) of ``table``."""
-    return [RecordsSource(table, kind, meta) for kind in RECORD_KINDS]
+    """One source per kind (:data:`RECORD_KINDS`) of ``table``, sharing one indexed copy."""
+    shared = RecordsTable(table)
+    return [RecordsSource(shared, kind, meta) for kind in RECORD_KINDS]
