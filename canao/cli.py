@@ -966,6 +966,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "source_backend": src.get("backend"),
             "samples": len(pick),
             "method": model.transfer_method_,
+            "remix_terms": model.remix_terms_,
             "pick": args.pick,
             "smooth_residual": model.residual_ is not None,
             "also_from": [str(h) for h in args.also_from],
@@ -980,6 +981,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
         form = model.transfer_method_
+        form += " (sub-operations' bytes only)" if model.remix_terms_ == "bytes" else ""
         n = len(args.also_from)
         others = " and ".join(
             ([f"{n} other source" + ("s" if n > 1 else "")] if n else [])

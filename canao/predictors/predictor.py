@@ -173,9 +173,24 @@ TRANSFER_METHODS = ("ridge", "remix", "remix+ridge")
 REMIX_FEATURES = ("source_ms", *BASE_FEATURES, "one")
 
 
+#: which of the analytic base's terms a remix may weigh (``fit_transfer``): ``costs``, every
+#: sub-operation's FLOPs and bytes; ``bytes``, only their bytes (the FLOPs terms held at zero).
+#: With other sources beside the first, their predictions already carry the compute, and nine
+#: FLOPs weights more, fitted to 50 blocks, can follow the blocks' noise rather than the device
+REMIX_TERMS = ("costs", "bytes")
+
+
 def remix_features(others: int) -> tuple[str, ...]:
     """The remix's features with ``others`` other sources (``fit_transfer``'s helpers)."""
     return (*REMIX_FEATURES, *(f"other_source_{i}_ms" for i in range(others)))
+
+
+def _remix_columns(terms: str, width: int) -> np.ndarray:
+    """Which of a remix design's ``width`` columns the ``terms`` form weighs (a mask)."""
+    keep = np.ones(width, dtype=bool)
+    if terms == "bytes":
+        keep[[REMIX_FEATURES.index(f) for f in BASE_FEATURES if f.endswith("_gflop")]] = False
+    return keep
 
 
 def _remix_design(
@@ -188,16 +203,25 @@ def _remix_design(
 
 
 def _fit_transfer(
-    method: str, A: np.ndarray, X: pd.DataFrame, src: np.ndarray, y: np.ndarray, alpha: float
+    method: str,
+    A: np.ndarray,
+    X: pd.DataFrame,
+    src: np.ndarray,
+    y: np.ndarray,
+    alpha: float,
+    terms: str = "costs",
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(remix coefficients, calibration coefficients) of one transfer method."""
+    """(remix coefficients, calibration coefficients) of one transfer method; a remix of the
+    ``bytes`` terms holds the FLOPs terms' coefficients at zero (``REMIX_TERMS``)."""
     from sklearn.linear_model import Ridge
 
     remix = None
     p = src
     if method.startswith("remix"):
         w = 1.0 / y
-        remix, _ = nnls(A * w[:, None], y * w)
+        keep = _remix_columns(terms, A.shape[1])
+        remix = np.zeros(A.shape[1])
+        remix[keep], _ = nnls(A[:, keep] * w[:, None], y * w)
         p = np.maximum(A @ remix, 1e-6)
     calib = None
     if method.endswith("ridge"):
@@ -221,14 +245,22 @@ def _apply_transfer(
     return p if residual is None else p * np.exp(residual(residual_design(X, p)))
 
 
+#: a transfer form (``fit_transfer``): method, with the other sources, the remix's terms
+Form = tuple[str, bool, str]
+
+
 def _loo_score(
-    method: str, A: np.ndarray, X: pd.DataFrame, src: np.ndarray, y: np.ndarray, alpha: float
+    form: Form, designs: dict[bool, np.ndarray], X: pd.DataFrame, y: np.ndarray, alpha: float
 ) -> tuple[float, float]:
-    """Leave-one-out (minus share within ±10%, mean |log error|) of a transfer method."""
+    """Leave-one-out (minus share within ±10%, mean |log error|) of a transfer form
+    (``designs``: the remix design without and with the other sources)."""
+    method, with_others, terms = form
+    A = designs[with_others]
+    src = A[:, 0]
     err = np.empty(len(y))
     for i in range(len(y)):
         k = np.arange(len(y)) != i
-        remix, calib = _fit_transfer(method, A[k], X.iloc[k], src[k], y[k], alpha)
+        remix, calib = _fit_transfer(method, A[k], X.iloc[k], src[k], y[k], alpha, terms)
         others = A[[i], len(REMIX_FEATURES) :]
         pred = _apply_transfer(X.iloc[[i]], src[[i]], remix, calib, others_ms=others)[0]
         err[i] = abs(np.log(pred / y[i]))
@@ -452,9 +484,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         per-sub-operation costs (the analytic base's features), so that a change of device that
         shifts the balance between sub-operations (threads, vector width) can be followed.
         ``remix+ridge``: both, in that order. ``auto``: the one with the best leave-one-out
-        share within ±10% (then mean |log error|) on the given blocks; ``transfer_method_``
-        says which was chosen. Then, with ``residual`` and at least ``MIN_RESIDUAL_BLOCKS``
-        blocks, a smooth correction of what the form leaves (``transfer.SmoothResidual``).
+        share within ±10% (then mean |log error|) on the given blocks, each remix form also
+        with the sub-operations' bytes alone (``REMIX_TERMS``); ``transfer_method_`` and
+        ``remix_terms_`` say which was chosen. Then, with ``residual`` and at least
+        ``MIN_RESIDUAL_BLOCKS`` blocks, a smooth correction of what the form leaves
+        (``transfer.SmoothResidual``).
         ``helpers``: other fitted source predictors, whose predictions a remix may mix in
         beside this one's (``others_``; a new device that sits between known ones): ``auto``
         also weighs each remix form with them against it without them, by the same
@@ -474,20 +508,24 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self.others_ = []
         src = self.predict(X)
         others_ms = _predict_each(helpers, X)
-        # (method, with the other sources): a remix may leave them out, a ridge always does
-        forms = [(m, False) for m in TRANSFER_METHODS]
-        forms += [(m, True) for m in TRANSFER_METHODS if helpers and m.startswith("remix")]
+        # (method, with the other sources, remix terms): a remix may leave the other sources
+        # out, a ridge always does; the first best wins a tie, all its terms before bytes alone
+        remixes = [m for m in TRANSFER_METHODS if m.startswith("remix")]
+        forms: list[Form] = [(m, False, "costs") for m in TRANSFER_METHODS]
+        forms += [(m, True, "costs") for m in remixes if helpers]
+        forms += [(m, o, "bytes") for m, o, _ in forms if m in remixes]
         designs = {False: _remix_design(X, src)}
         if helpers:
             designs[True] = _remix_design(X, src, others_ms)
         if method == "auto":
-            form = min(forms, key=lambda f: _loo_score(f[0], designs[f[1]], X, src, y, alpha))
+            form = min(forms, key=lambda f: _loo_score(f, designs, X, y, alpha))
         else:
-            form = (method, bool(helpers) and method.startswith("remix"))
-        method, with_others = form
-        remix, calib = _fit_transfer(method, designs[with_others], X, src, y, alpha)
+            form = (method, bool(helpers) and method.startswith("remix"), "costs")
+        method, with_others, terms = form
+        remix, calib = _fit_transfer(method, designs[with_others], X, src, y, alpha, terms)
         self.remix_, self.calibration_ = remix, calib
         self.transfer_method_ = method
+        self.remix_terms_ = terms if remix is not None else None
         self.others_ = list(helpers) if with_others else []
         if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
             p = _apply_transfer(X, src, remix, calib, others_ms=others_ms if with_others else None)

@@ -204,6 +204,58 @@ def _records(X, linear, rest):
     return pd.concat([table, pd.DataFrame({"linear_ms": linear, "rest_ms": rest})], axis=1)
 
 
+def test_transfer_weighs_a_remix_of_the_bytes_terms_alone(synthetic_blocks, tmp_path) -> None:
+    """A device halfway between two known ones, from 30 blocks measured with 3% noise: nine
+    FLOPs weights more could only follow the noise. ``auto`` weighs every form, each remix also
+    with the FLOPs terms held at zero, and takes the best by leave-one-out: here the bytes-only
+    remix with the other source. Its FLOPs weights are zero; it saves and loads as any remix."""
+    from canao.predictors.predictor import (
+        BASE_FEATURES,
+        TRANSFER_METHODS,
+        _loo_score,
+        _remix_design,
+        remix_features,
+    )
+
+    _, X, y = synthetic_blocks
+    tokens = X["tokens"].to_numpy()
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    other = LatencyPredictor(n_estimators=300).fit(X, y * (tokens / 64) ** 0.3)
+    rng = np.random.default_rng(1)
+    target = 0.5 * y * (1 + (tokens / 64) ** 0.3) * np.exp(rng.normal(0, 0.03, len(y)))
+    pick = rng.permutation(len(y))[:30]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    model = LatencyPredictor.load(source.save(tmp_path / "src"))
+    model.fit_transfer(X.iloc[pick], target[pick], helpers=[other], residual=False)
+    assert (model.transfer_method_, model.remix_terms_, len(model.others_)) == ("remix", "bytes", 1)
+    assert error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"] >= 0.97
+    names = remix_features(1)
+    flops = [names.index(f) for f in BASE_FEATURES if f.endswith("_gflop")]
+    assert len(flops) == len(BASE_FEATURES) // 2 and not np.any(model.remix_[flops])
+    assert 0.3 < model.remix_[names.index("other_source_0_ms")] < 0.7  # it carries about half
+    # the chosen form scores best by leave-one-out among all (ridge, remixes with and without
+    # the other source, each of every term and of the bytes alone)
+    Xp, yp, src = X.iloc[pick], target[pick], source.predict(X.iloc[pick])
+    designs = {
+        False: _remix_design(Xp, src),
+        True: _remix_design(Xp, src, other.predict(Xp)[:, None]),
+    }
+    scores = {
+        (m, o, t): _loo_score((m, o, t), designs, Xp, yp, 1.0)
+        for m in TRANSFER_METHODS
+        for o in (False, True)
+        for t in ("costs", "bytes")
+        if m != "ridge" or (not o and t == "costs")
+    }
+    assert len(scores) == 9 and min(scores.values()) == scores[("remix", True, "bytes")]
+    assert scores[("remix", True, "bytes")] < scores[("remix", True, "costs")]
+    loaded = LatencyPredictor.load(model.save(tmp_path / "t"))
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-9)
+    explicit = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+    explicit.fit_transfer(X.iloc[pick], target[pick], method="remix", helpers=[other])
+    assert explicit.remix_terms_ == "costs"  # a method given by name weighs every term
+
+
 def test_transfer_reads_tuned_tvm_from_its_records(synthetic_blocks, tmp_path) -> None:
     """A tuned-TVM device whose every block ran as well as the schedules found for its shapes
     (a factor of 0.78-1.28 no other device predicts): 50 blocks alone cannot know it, its
@@ -437,6 +489,9 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     used = meta["transfer"]["other_sources_used"]
     # used only in a remix; leave-one-out may also pick a remix without it
     assert used == len(meta["other_sources"]) and used <= (meta["remix"] is not None)
+    # which of the remix's terms it weighs: none without a remix
+    terms = meta["transfer"]["remix_terms"]
+    assert terms in ("costs", "bytes") if meta["remix"] is not None else terms is None
     assert "1 other source" in capsys.readouterr().out
     assert main(["train", "--data", str(new_data), "--backend", "eager", *also]) == 2
     assert "--also-from goes with --transfer-from" in capsys.readouterr().err
