@@ -69,19 +69,25 @@ def write_results(fig: Any, lines: list[str], out: Path, stem: str) -> None:
     print(f"written to {out / f'{stem}.md'}")
 
 
-def main() -> None:
+def dataset_args(doc: str, datasets: tuple[str, ...], seeds: int) -> argparse.Namespace:
+    """The command line of a transfer benchmark over ``datasets`` (``--data``, ``--datasets``,
+    ``--few``, ``--seeds``, ``--out``); matplotlib set to draw into files."""
     import matplotlib
 
     matplotlib.use("Agg")
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
+    ap.add_argument("--datasets", default=",".join(datasets), help="dataset names, ...")
+    ap.add_argument("--few", type=int, default=50)
+    ap.add_argument("--seeds", type=int, default=seeds)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    return ap.parse_args()
+
+
+def main() -> None:
     import matplotlib.pyplot as plt
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
-    ap.add_argument("--datasets", default=",".join(DATASETS), help="dataset names, ...")
-    ap.add_argument("--few", type=int, default=50)
-    ap.add_argument("--seeds", type=int, default=8)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = ap.parse_args()
+    args = dataset_args(__doc__, DATASETS, 8)
     names = args.datasets.split(",")
     if len(names) < 3:
         raise SystemExit("--datasets: at least 3 (a target, a primary source and another)")

@@ -920,6 +920,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rescale_transfer_overhead(
+    args: argparse.Namespace, model: Any, df: Any, metrics: dict[str, Any]
+) -> str:
+    """Rescale a transferred predictor's whole-model overhead with up to ``--few-models`` of
+    the new device's whole models in ``--data`` (the rest scored into ``metrics``); what was
+    done: ``rescaled from N models``, ``source's`` (too few models) or ``none``."""
+    import numpy as np
+
+    from canao.predictors.evaluation import model_rows
+    from canao.predictors.metrics import error_metrics
+    from canao.predictors.predictor import MIN_RESCALE_MODELS
+
+    if model.overhead_coef_ is None:
+        return "none"
+    archs, model_ms, threads = model_rows(df)
+    few = np.sort(np.random.default_rng(args.seed).permutation(len(archs))[: args.few_models])
+    if len(few) < MIN_RESCALE_MODELS:
+        return "source's"
+    model.rescale_overhead([archs[i] for i in few], model_ms[few], threads)
+    rest = np.setdiff1d(np.arange(len(archs)), few)
+    if len(rest):
+        pred = model.predict_archs([archs[i] for i in rest], threads)
+        metrics["models_rest"] = error_metrics(model_ms[rest], pred)
+    return f"rescaled from {len(few)} models"
+
+
 def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path) -> int:
     """A predictor for a new device from at most ``--few`` measured blocks."""
     import numpy as np
@@ -930,9 +956,12 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         dataset_hash,
     )
     from canao.predictors.metrics import error_metrics
+    from canao.predictors.predictor import MIN_RESCALE_MODELS
     from canao.predictors.records import records_sources
     from canao.predictors.transfer import pick_design, transfer_picks
 
+    if args.few_models < 0:
+        raise UsageError("--few-models must be >= 0")
     model = _load_predictor(args.transfer_from)
     helpers = [_load_predictor(h) for h in args.also_from]
     if args.records:
@@ -949,6 +978,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     model.fit_transfer(X.iloc[pick], y[pick], helpers=helpers)
     if len(rest):
         metrics["blocks_rest"] = error_metrics(y[rest], model.predict(X.iloc[rest]))
+    overhead = _rescale_transfer_overhead(args, model, df, metrics)
     src = model.meta_
     meta = {
         "device": str(df["device"].iloc[0]),
@@ -972,6 +1002,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "also_from": [str(h) for h in args.also_from],
             "records": args.records,
             "other_sources_used": len(model.others_),
+            "overhead": overhead,
         },
         "metrics": metrics,
     }
@@ -1001,6 +1032,20 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "
             line += f"within ±10% {m['acc10']:.1%}"
         print(line)
+        if overhead.startswith("rescaled"):
+            line = f"canao train: whole-model overhead {overhead} measured here"
+            if "models_rest" in metrics:
+                m = metrics["models_rest"]
+                line += f"; on the other {int(m['n'])} models: MAPE {m['mape']:.2f}%, "
+                line += f"within ±10% {m['acc10']:.1%}"
+            print(line)
+        elif overhead == "source's":
+            print(
+                "canao train: whole-model predictions keep the source device's overhead (in its "
+                f"milliseconds): --data holds fewer than {MIN_RESCALE_MODELS} whole models of this "
+                "device to rescale it (canao profile --space models)",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -1438,6 +1483,13 @@ def build_parser() -> argparse.ArgumentParser:
         "remix as two more sources",
     )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
+    p.add_argument(
+        "--few-models",
+        type=int,
+        default=10,
+        help="whole models of --data (measured on the new device) that rescale a transfer's "
+        "whole-model overhead to it (random ones; the rest are scored)",
+    )
     p.add_argument(
         "--pick",
         choices=("cover", "random"),

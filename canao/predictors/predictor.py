@@ -115,6 +115,8 @@ LAYER_CACHE_GRID_MB = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
 
 
+#: fewer whole models than this: a transferred predictor's overhead is not rescaled
+MIN_RESCALE_MODELS = 3
 #: where a transferred predictor keeps the other sources of its remix (a predictor folder each)
 OTHERS_FOLDER = "sources"
 #: the descriptive fields of a predictor's meta.json that travel with it as another source
@@ -558,6 +560,37 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         }
         self.overhead_cache_mb_ = min(fits, key=lambda k: fits[k][1])
         self.overhead_coef_ = fits[self.overhead_cache_mb_][0]
+
+    def rescale_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> None:
+        """Carry a transferred predictor's whole-model overhead (its source device's) to the
+        new device from a few whole models measured there: two non-negative weights, one on
+        the blocks' sum (with the share of the overhead that scales with it) and one on the rest
+        of the source's overhead, fitted by relative least squares. Twelve overhead weights
+        cannot be fitted to a few models (``fit_overhead``), two can; the source's overhead
+        as it stands is in the source device's milliseconds. Rewrites ``overhead_coef_``."""
+        self._check_fitted()
+        if self.overhead_coef_ is None:
+            raise ValueError("the source predictor has no whole-model overhead to rescale")
+        measured = np.asarray(measured_ms, dtype=np.float64)
+        if len(measured) != len(archs) or len(archs) < MIN_RESCALE_MODELS:
+            raise ValueError(
+                f"rescaling the overhead needs as many measured latencies as archs, "
+                f">= {MIN_RESCALE_MODELS}"
+            )
+        if np.any(~np.isfinite(measured)) or np.any(measured <= 0):
+            raise ValueError("measured latencies must be finite and > 0")
+        dims, starts = _layers(archs)
+        blocks = np.add.reduceat(self._layer_ms(dims, threads), starts)
+        A = overhead_features(archs, blocks, *self.overhead_cache_mb_)
+        b = OVERHEAD_FEATURES.index("blocks_ms")
+        rest = self.overhead_coef_.copy()
+        rest[b] = 0.0
+        D = np.c_[blocks * (1.0 + self.overhead_coef_[b]), A @ rest]
+        w = 1.0 / measured
+        (scale_blocks, scale_rest), _ = nnls(D * w[:, None], measured * w)
+        coef = rest * scale_rest
+        coef[b] = scale_blocks * (1.0 + self.overhead_coef_[b]) - 1.0
+        self.overhead_coef_ = coef
 
     def _layer_ms(self, dims: BlockArrays, threads: int) -> np.ndarray:
         """The predicted latency of every layer in ``dims`` (each distinct block once)."""

@@ -26,7 +26,8 @@ from canao.predictors.records import (
     write_records,
 )
 from canao.predictors.transfer import RESIDUAL_FEATURES, SmoothResidual, transfer_picks
-from canao.profiling.samplers import BlockSpace, block_samples
+from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
+from tests.conftest import synthetic_ms
 
 
 def test_transfer_from_few_blocks(synthetic_blocks, tmp_path) -> None:
@@ -530,3 +531,55 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     predict = ["predict", "--predictor", str(tmp_path / "rb"), "--arch", "bert-mini"]
     assert main(predict) == 2  # bert-mini's blocks were never tuned: refused, not guessed
     assert "without tuning records in this table" in capsys.readouterr().err
+
+
+def test_cli_transfer_rescales_the_whole_model_overhead(synthetic_blocks, tmp_path, capsys):
+    """canao train --transfer-from with whole models of the new device in --data rescales the
+    source's whole-model overhead from --few-models of them and scores the rest; with none it
+    keeps the source's (in the source device's milliseconds) and says so."""
+    from canao.profiling.runner import row_key
+    from canao.profiling.store import LatencyStore
+    from tests.profiling.test_store import make_row
+
+    specs, X, y = synthetic_blocks
+    archs = random_archs(ModelSpace(hidden=(128, 256, 384), seq_len=(32, 64, 128)), 28)
+    models = np.array([1.1 * synthetic_ms(list(a.blocks())).sum() + 0.3 for a in archs])
+    source = LatencyPredictor(n_estimators=200).fit(X, y)
+    source.fit_overhead(archs[:20], models[:20], threads=2)
+    pred = source.save(tmp_path / "pred", {"backend": "eager", "device": "unit", "threads": [2]})
+    # the new device runs blocks and whole models alike 2x slower than the source
+    with LatencyStore(tmp_path / "new", "unit2", "eager") as st:
+        for spec, ms in zip(specs[:20], 2 * y[:20], strict=True):
+            dims = {d: getattr(spec, d) for d in DIMS}
+            st.append({**make_row(0, "unit2"), **dims, "key": row_key(spec, 2), "median_ms": ms})
+        for arch, ms in zip(archs[20:], 2 * models[20:], strict=True):
+            st.append({**make_row(0, "unit2"), "kind": "model", "hidden": arch.hidden,
+                       "seq_len": arch.seq_len, "batch": arch.batch, "arch": arch.to_json(),
+                       "num_layers": arch.num_layers, "key": row_key(arch, 2),
+                       "median_ms": ms})  # fmt: skip
+    source_overhead = json.loads((pred / "meta.json").read_text())["overhead"]
+    argv = ["train", "--transfer-from", str(pred), "--data", str(tmp_path / "new")]
+    argv += ["--backend", "eager", "--few", "20"]
+    assert main([*argv, "--few-models", "5", "--out", str(tmp_path / "t")]) == 0
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["transfer"]["overhead"] == "rescaled from 5 models"
+    rest = meta["metrics"]["models_rest"]
+    assert rest["n"] == 3  # the other three scored
+    assert meta["overhead"]["coef"] != source_overhead["coef"]
+    assert "whole-model overhead rescaled from 5 models" in capsys.readouterr().out
+    assert main([*argv, "--few-models", "0", "--out", str(tmp_path / "k")]) == 0
+    meta = json.loads((tmp_path / "k" / "meta.json").read_text())
+    assert meta["transfer"]["overhead"] == "source's" and "models_rest" not in meta["metrics"]
+    assert meta["overhead"]["coef"] == source_overhead["coef"]
+    assert "keep the source device's overhead" in capsys.readouterr().err
+    # rescaled, the whole models of the new device are read far better than with the source's
+    # overhead kept (in the source device's milliseconds)
+    mape = {
+        name: error_metrics(
+            2 * models[20:], LatencyPredictor.load(tmp_path / name).predict_archs(archs[20:], 2)
+        )["mape"]
+        for name in ("t", "k")
+    }
+    assert mape["t"] < mape["k"] / 2, mape
+    assert main([*argv, "--few-models", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "--few-models must be >= 0" in capsys.readouterr().err

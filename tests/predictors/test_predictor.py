@@ -147,6 +147,37 @@ def test_model_level_composition_recovers_overhead(synthetic_blocks) -> None:
         model.fit_overhead(archs[:3], [1.0, 0.0, 2.0], threads=2)
 
 
+def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blocks) -> None:
+    """A new device that runs everything, blocks and the whole-model overhead alike, 2x slower
+    than the source: a transfer from blocks alone carries the blocks, the source's overhead
+    stays in its milliseconds; rescaled from 5 whole models of the new device, it follows."""
+    _, X, y = synthetic_blocks
+    archs = random_archs(ModelSpace(hidden=(128, 256, 384, 512), seq_len=(32, 64, 128)), 60)
+    truth = np.array([synthetic_ms(list(a.blocks())).sum() for a in archs])
+    layer_tokens = np.array([a.num_layers * a.seq_len for a in archs])
+    source_ms = 1.1 * truth + 0.3 + 8e-3 * layer_tokens
+    model = LatencyPredictor(n_estimators=300).fit(X, y)
+    model.fit_overhead(archs[:40], source_ms[:40], threads=2)
+    assert error_metrics(source_ms[40:], model.predict_archs(archs[40:], 2))["acc10"] >= 0.95
+    pick = np.random.default_rng(0).permutation(len(y))[:30]
+    model.fit_transfer(X.iloc[pick], 2.0 * y[pick])
+    target_ms = 2.0 * source_ms
+    kept = error_metrics(target_ms[40:], model.predict_archs(archs[40:], 2))
+    before = model.overhead_coef_.copy()
+    model.rescale_overhead(archs[:5], target_ms[:5], threads=2)
+    rescaled = error_metrics(target_ms[40:], model.predict_archs(archs[40:], 2))
+    assert rescaled["acc10"] >= 0.95 and rescaled["mape"] < kept["mape"] / 2, (kept, rescaled)
+    b = OVERHEAD_FEATURES.index("blocks_ms")
+    rest = np.arange(len(before)) != b
+    ratio = model.overhead_coef_[rest][before[rest] != 0] / before[rest][before[rest] != 0]
+    assert np.allclose(ratio, ratio[0]) and 1.5 < ratio[0] < 2.5  # one factor, about 2
+    with pytest.raises(ValueError, match=">= 3"):
+        model.rescale_overhead(archs[:2], target_ms[:2], threads=2)
+    model.overhead_coef_ = None
+    with pytest.raises(ValueError, match="no whole-model overhead"):
+        model.rescale_overhead(archs[:5], target_ms[:5], threads=2)
+
+
 def test_save_load_round_trip_and_refusals(synthetic_blocks, tmp_path) -> None:
     _, X, y = synthetic_blocks
     model = LatencyPredictor(n_estimators=50, max_depth=4).fit(X, y)

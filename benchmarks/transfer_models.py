@@ -1,0 +1,144 @@
+"""Whole models on a new device after a block transfer: the source's overhead, or rescaled.
+
+    .venv/bin/python benchmarks/transfer_models.py [--datasets NAME,...] [--few 50] [--seeds 3]
+
+Every dataset with whole models (read as the drift-corrected median of its rounds) is a target
+in turn and every other one a source (its predictor trained on all its blocks and models). The
+source is transferred from ``--few`` covering blocks (``canao train --transfer-from``), and the
+target's whole models are predicted with the source's overhead as it stands, and with it
+rescaled from K of the target's whole models (``--few-models K``; ``rescale_overhead``). Each
+is scored on the same held-out models (all but the largest K's), beside the target's own
+predictor (trained on all its blocks and models: not a transfer) and the block sums alone.
+Mean over ``--seeds`` seeds (block picks and model picks). Writes
+``results/transfer-models.md`` and ``results/transfer-models.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+from transfer_sources import INTEL, dataset_args, label, short, write_results
+
+from canao.predictors.evaluation import blocks_xy, load_dataset, model_rows
+from canao.predictors.metrics import error_metrics
+from canao.predictors.predictor import LatencyPredictor
+from canao.predictors.transfer import pick_design, transfer_picks
+
+DATASETS = (
+    f"{INTEL}/onnxruntime/2t/drift-median",
+    f"{INTEL}/eager/2t/drift-median",
+    "amd-epyc-avx512-2c/onnxruntime/1t/drift-median",
+    "amd-epyc-avx512-2c-f25m17/onnxruntime/1t/drift-median",
+    "amd-epyc-avx2-2c/onnxruntime/1t/drift-median",
+)
+#: whole models of the target that rescale the overhead
+KS = (5, 10, 20)
+
+
+def main() -> None:
+    import matplotlib.pyplot as plt
+
+    args = dataset_args(__doc__, DATASETS, 3)
+    names = args.datasets.split(",")
+    if len(names) < 2:
+        raise SystemExit("--datasets: at least 2 (a target and a source)")
+    start = time.time()
+    frames, models, fitted = {}, {}, {}
+    for n in names:
+        df = load_dataset(args.data, n)
+        frames[n], models[n] = blocks_xy(df), model_rows(df)
+        if len(models[n][0]) <= max(KS):
+            raise SystemExit(f"{n}: {len(models[n][0])} whole models, needs more than {max(KS)}")
+        fitted[n] = LatencyPredictor().fit(*frames[n])
+        fitted[n].fit_overhead(*models[n])
+    cols = ["own predictor", "block sums", "source's overhead", *(f"rescaled, {k}" for k in KS)]
+    #: the transferred block sums against the target's own predictor's (not a measurement)
+    agree = "block sums vs own"
+    lines = [
+        "# Whole models on a new device after a block transfer",
+        "",
+        f"`.venv/bin/python benchmarks/transfer_models.py --few {args.few} --seeds {args.seeds}`."
+        f" Each source transferred from {args.few} covering blocks of the target (`canao train "
+        "--transfer-from`); the target's whole models predicted with the source's overhead, "
+        "and with it rescaled from K of them (`--few-models K`). Within ±10% on the held-out "
+        f"models (all but {max(KS)}), mean over {args.seeds} seeds; the target's own predictor "
+        "(all its blocks and models, these included: an in-sample reference, not a transfer) "
+        "and the transferred block sums without any overhead for reference; the last column: "
+        "the transferred block sums within ±10% of the target's own predictor's (what the "
+        "transfer's block error alone costs the models).",
+        "",
+        "| target | source | " + " | ".join([*cols, agree]) + " |",
+        "|---|---|" + "---:|" * (len(cols) + 1),
+    ]
+    results: dict[str, dict[str, list[float]]] = {}
+    for target in names:
+        Xd, yd = frames[target]
+        archs, ms, threads = models[target]
+        own = fitted[target].predict_archs(archs, threads)
+        own_blocks = copy.deepcopy(fitted[target])
+        own_blocks.overhead_coef_ = None
+        own_sums = own_blocks.predict_archs(archs, threads)
+        results[target] = {c: [] for c in [*cols, agree]}
+        for source in names:
+            if source == target:
+                continue
+            view = pick_design(Xd, fitted[source].predict(Xd))
+            acc: dict[str, list[float]] = {c: [] for c in [*cols, agree]}
+            for seed in range(args.seeds):
+                pick = transfer_picks(view, args.few, seed)
+                order = np.random.default_rng(seed).permutation(len(archs))
+                rest = order[max(KS) :]
+                model = copy.deepcopy(fitted[source]).fit_transfer(Xd.iloc[pick], yd[pick])
+                kept = copy.deepcopy(model)
+                model.overhead_coef_ = None
+                preds = {
+                    cols[0]: own,
+                    cols[1]: model.predict_archs(archs, threads),
+                    cols[2]: kept.predict_archs(archs, threads),
+                }
+                for k, col in zip(KS, cols[3:], strict=True):
+                    rescaled = copy.deepcopy(kept)
+                    few = order[:k]
+                    rescaled.rescale_overhead([archs[i] for i in few], ms[few], threads)
+                    preds[col] = rescaled.predict_archs(archs, threads)
+                for col, p in preds.items():
+                    acc[col].append(error_metrics(ms[rest], p[rest])["acc10"])
+                acc[agree].append(error_metrics(own_sums[rest], preds[cols[1]][rest])["acc10"])
+            lines.append(
+                f"| {short(target)} | {short(source)} | "
+                + " | ".join(f"{np.mean(acc[c]):.1%}" for c in [*cols, agree])
+                + " |"
+            )
+            print(lines[-1], flush=True)
+            for c in [*cols, agree]:
+                results[target][c].append(float(np.mean(acc[c])))
+    lines += [
+        "",
+        "Mean over the sources per target:",
+        "",
+        "| target | " + " | ".join([*cols, agree]) + " |",
+        "|---|" + "---:|" * (len(cols) + 1),
+    ]
+    for target, by in results.items():
+        means = " | ".join(f"{np.mean(by[c]):.1%}" for c in [*cols, agree])
+        lines.append(f"| {short(target)} | {means} |")
+    lines += ["", f"{time.time() - start:.0f} s.", "", "![transfer models](transfer-models.png)"]
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    x = np.arange(len(names))
+    width = 0.8 / len(cols)
+    for i, c in enumerate(cols):
+        means = [np.mean(results[t][c]) for t in names]
+        ax.bar(x + (i - (len(cols) - 1) / 2) * width, means, width, label=c)
+    ax.axhline(0.99, color="grey", ls="--", lw=0.8)
+    ax.set_xticks(x, [label(t) for t in names], fontsize=8)
+    ax.set_ylabel("whole models within ±10% (mean over sources)", fontsize=8)
+    ax.set_ylim(0.0, 1.0)
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.set_title(f"target's whole models after a transfer from {args.few} blocks", fontsize=9)
+    write_results(fig, lines, args.out, "transfer-models")
+
+
+if __name__ == "__main__":
+    main()
