@@ -1,16 +1,17 @@
-"""Whole models on a new device after a block transfer: the source's overhead, or rescaled.
+"""Whole models on a new device after a block transfer: the source's overhead, or carried.
 
     .venv/bin/python benchmarks/transfer_models.py [--datasets NAME,...] [--few 50] [--seeds 3]
 
 Every dataset with whole models (read as the drift-corrected median of its rounds) is a target
 in turn and every other one a source (its predictor trained on all its blocks and models). The
 source is transferred from ``--few`` covering blocks (``canao train --transfer-from``), and the
-target's whole models are predicted with the source's overhead as it stands, and with it
-rescaled from K of the target's whole models (``--few-models K``; ``rescale_overhead``). Each
-is scored on the same held-out models (all but the largest K's), beside the target's own
-predictor (trained on all its blocks and models: not a transfer) and the block sums alone.
-Mean over ``--seeds`` seeds (block picks and model picks). Writes
-``results/transfer-models.md`` and ``results/transfer-models.png``.
+target's whole models are predicted with the source's overhead as it stands, with it
+rescaled from K of the target's whole models (``rescale_overhead``), and with it rescaled or
+refitted from 20, whichever reads those 20 better by leave-one-out (``transfer_overhead``, as
+``canao train --few-models 20`` does). Each is scored on the same held-out models (all but
+the largest K's), beside the target's own predictor (trained on all its blocks and models:
+not a transfer) and the block sums alone. Mean over ``--seeds`` seeds (block picks and model
+picks). Writes ``results/transfer-models.md`` and ``results/transfer-models.png``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def main() -> None:
             raise SystemExit(f"{n}: {len(models[n][0])} whole models, needs more than {max(KS)}")
         fitted[n] = LatencyPredictor().fit(*frames[n])
         fitted[n].fit_overhead(*models[n])
-    cols = ["own predictor", "block sums", "source's overhead", *(f"rescaled, {k}" for k in KS)]
+    cols = ["own predictor", "block sums", "source's overhead"]
+    cols += [*(f"rescaled, {k}" for k in KS), f"either, {max(KS)}"]
     #: the transferred block sums against the target's own predictor's (not a measurement)
     agree = "block sums vs own"
     lines = [
@@ -62,7 +64,9 @@ def main() -> None:
         f"`.venv/bin/python benchmarks/transfer_models.py --few {args.few} --seeds {args.seeds}`."
         f" Each source transferred from {args.few} covering blocks of the target (`canao train "
         "--transfer-from`); the target's whole models predicted with the source's overhead, "
-        "and with it rescaled from K of them (`--few-models K`). Within ±10% on the held-out "
+        "with it rescaled from K of them (`rescale_overhead`), and with it rescaled or refitted "
+        f"from {max(KS)}, whichever reads those better by leave-one-out (`transfer_overhead`, "
+        f'what `canao train --few-models {max(KS)}` does: "either"). Within ±10% on the held-out '
         f"models (all but {max(KS)}), mean over {args.seeds} seeds; the target's own predictor "
         "(all its blocks and models, these included: an in-sample reference, not a transfer) "
         "and the transferred block sums without any overhead for reference; the last column: "
@@ -98,11 +102,12 @@ def main() -> None:
                     cols[1]: model.predict_archs(archs, threads),
                     cols[2]: kept.predict_archs(archs, threads),
                 }
-                for k, col in zip(KS, cols[3:], strict=True):
-                    rescaled = copy.deepcopy(kept)
+                fits = [("rescaled", k, "rescale_overhead") for k in KS]
+                for how, k, fit in [*fits, ("either", max(KS), "transfer_overhead")]:
                     few = order[:k]
-                    rescaled.rescale_overhead([archs[i] for i in few], ms[few], threads)
-                    preds[col] = rescaled.predict_archs(archs, threads)
+                    carried = copy.deepcopy(kept)
+                    getattr(carried, fit)([archs[i] for i in few], ms[few], threads)
+                    preds[f"{how}, {k}"] = carried.predict_archs(archs, threads)
                 for col, p in preds.items():
                     acc[col].append(error_metrics(ms[rest], p[rest])["acc10"])
                 acc[agree].append(error_metrics(own_sums[rest], preds[cols[1]][rest])["acc10"])

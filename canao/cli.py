@@ -920,12 +920,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rescale_transfer_overhead(
+def _transfer_overhead(
     args: argparse.Namespace, model: Any, df: Any, metrics: dict[str, Any]
 ) -> str:
-    """Rescale a transferred predictor's whole-model overhead with up to ``--few-models`` of
-    the new device's whole models in ``--data`` (the rest scored into ``metrics``); what was
-    done: ``rescaled from N models``, ``source's`` (too few models) or ``none``."""
+    """Carry a transferred predictor's whole-model overhead to the new device with up to
+    ``--few-models`` of its whole models in ``--data`` (``transfer_overhead``; the rest scored
+    into ``metrics``); what was done: ``rescaled|refitted from N models``, ``source's`` (too
+    few models) or ``none``."""
     import numpy as np
 
     from canao.predictors.evaluation import model_rows
@@ -938,12 +939,12 @@ def _rescale_transfer_overhead(
     few = np.sort(np.random.default_rng(args.seed).permutation(len(archs))[: args.few_models])
     if len(few) < MIN_RESCALE_MODELS:
         return "source's"
-    model.rescale_overhead([archs[i] for i in few], model_ms[few], threads)
+    how = model.transfer_overhead([archs[i] for i in few], model_ms[few], threads)
     rest = np.setdiff1d(np.arange(len(archs)), few)
     if len(rest):
         pred = model.predict_archs([archs[i] for i in rest], threads)
         metrics["models_rest"] = error_metrics(model_ms[rest], pred)
-    return f"rescaled from {len(few)} models"
+    return f"{how} from {len(few)} models"
 
 
 def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path) -> int:
@@ -978,7 +979,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     model.fit_transfer(X.iloc[pick], y[pick], helpers=helpers)
     if len(rest):
         metrics["blocks_rest"] = error_metrics(y[rest], model.predict(X.iloc[rest]))
-    overhead = _rescale_transfer_overhead(args, model, df, metrics)
+    overhead = _transfer_overhead(args, model, df, metrics)
     src = model.meta_
     meta = {
         "device": str(df["device"].iloc[0]),
@@ -1032,7 +1033,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "
             line += f"within ±10% {m['acc10']:.1%}"
         print(line)
-        if overhead.startswith("rescaled"):
+        if overhead.startswith(("rescaled", "refitted")):
             line = f"canao train: whole-model overhead {overhead} measured here"
             if "models_rest" in metrics:
                 m = metrics["models_rest"]
@@ -1486,7 +1487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--few-models",
         type=int,
-        default=10,
+        default=20,
         help="whole models of --data (measured on the new device) that rescale a transfer's "
         "whole-model overhead to it (random ones; the rest are scored)",
     )

@@ -117,6 +117,10 @@ MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64
 
 #: fewer whole models than this: a transferred predictor's overhead is not rescaled
 MIN_RESCALE_MODELS = 3
+#: fewer than this: nor fitted afresh (``transfer_overhead``): leave-one-out on 5 or 10 models
+#: picked twelve fresh weights over the two rescaled ones too often and read the rest worse
+#: (``benchmarks/transfer_models.py``: 4.4 points lower from 5 models, as good from 20)
+MIN_REFIT_MODELS = 20
 #: where a transferred predictor keeps the other sources of its remix (a predictor folder each)
 OTHERS_FOLDER = "sources"
 #: the descriptive fields of a predictor's meta.json that travel with it as another source
@@ -535,10 +539,11 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         return self
 
     # -- whole models --------------------------------------------------------------------------
-    def fit_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> None:
+    def fit_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> float:
         """Fit the per-device model overhead: measured - sum of block predictions, by relative
         (lightly ridged) least squares; the two cache sizes are the grid pair with the smallest
-        leave-one-out error (``overhead_cache_mb_``)."""
+        leave-one-out error (``overhead_cache_mb_``). Returns that error (the mean squared
+        relative leave-one-out residual)."""
         self._check_fitted()
         measured = np.asarray(measured_ms, dtype=np.float64)
         if len(measured) != len(archs) or len(archs) < 2:
@@ -559,15 +564,32 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             for mc in MODEL_CACHE_GRID_MB
         }
         self.overhead_cache_mb_ = min(fits, key=lambda k: fits[k][1])
-        self.overhead_coef_ = fits[self.overhead_cache_mb_][0]
+        self.overhead_coef_, press = fits[self.overhead_cache_mb_]
+        return press
 
-    def rescale_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> None:
+    def transfer_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> str:
+        """Carry a transferred predictor's whole-model overhead (its source device's, in that
+        device's milliseconds) to the new device from a few whole models measured there: the
+        source's rescaled (``rescale_overhead``: two weights) or one fitted afresh
+        (``fit_overhead``: twelve), whichever has the smaller leave-one-out error on them; from
+        fewer than ``MIN_REFIT_MODELS``, rescaled. Returns which: ``rescaled`` or ``refitted``."""
+        press = self.rescale_overhead(archs, measured_ms, threads)
+        if len(archs) < MIN_REFIT_MODELS:
+            return "rescaled"
+        rescaled = self.overhead_coef_, self.overhead_cache_mb_
+        if self.fit_overhead(archs, measured_ms, threads) < press:
+            return "refitted"
+        self.overhead_coef_, self.overhead_cache_mb_ = rescaled
+        return "rescaled"
+
+    def rescale_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> float:
         """Carry a transferred predictor's whole-model overhead (its source device's) to the
         new device from a few whole models measured there: two non-negative weights, one on
         the blocks' sum (with the share of the overhead that scales with it) and one on the rest
         of the source's overhead, fitted by relative least squares. Twelve overhead weights
         cannot be fitted to a few models (``fit_overhead``), two can; the source's overhead
-        as it stands is in the source device's milliseconds. Rewrites ``overhead_coef_``."""
+        as it stands is in the source device's milliseconds. Rewrites ``overhead_coef_``;
+        returns the fit's mean squared relative leave-one-out residual."""
         self._check_fitted()
         if self.overhead_coef_ is None:
             raise ValueError("the source predictor has no whole-model overhead to rescale")
@@ -586,11 +608,16 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         rest = self.overhead_coef_.copy()
         rest[b] = 0.0
         D = np.c_[blocks * (1.0 + self.overhead_coef_[b]), A @ rest]
-        w = 1.0 / measured
-        (scale_blocks, scale_rest), _ = nnls(D * w[:, None], measured * w)
+        Dw, yw = D / measured[:, None], np.ones(len(measured))  # relative: rows / measured
+        loo = [
+            Dw[i] @ nnls(np.delete(Dw, i, axis=0), np.delete(yw, i))[0] - 1.0
+            for i in range(len(yw))
+        ]
+        (scale_blocks, scale_rest), _ = nnls(Dw, yw)
         coef = rest * scale_rest
         coef[b] = scale_blocks * (1.0 + self.overhead_coef_[b]) - 1.0
         self.overhead_coef_ = coef
+        return float(np.mean(np.square(loo)))
 
     def _layer_ms(self, dims: BlockArrays, threads: int) -> np.ndarray:
         """The predicted latency of every layer in ``dims`` (each distinct block once)."""

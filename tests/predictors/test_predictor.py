@@ -171,6 +171,14 @@ def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blo
     rest = np.arange(len(before)) != b
     ratio = model.overhead_coef_[rest][before[rest] != 0] / before[rest][before[rest] != 0]
     assert np.allclose(ratio, ratio[0]) and 1.5 < ratio[0] < 2.5  # one factor, about 2
+    # transfer_overhead keeps the rescaled one here (two weights read it exactly), and fits one
+    # afresh for a device whose overhead has another shape (a cost per layer token alone)
+    model.overhead_coef_ = before
+    assert model.transfer_overhead(archs[:10], target_ms[:10], threads=2) == "rescaled"
+    other = 2.0 * truth + 4e-2 * layer_tokens
+    assert model.transfer_overhead(archs[:19], other[:19], threads=2) == "rescaled"  # too few
+    assert model.transfer_overhead(archs[:30], other[:30], threads=2) == "refitted"
+    assert error_metrics(other[40:], model.predict_archs(archs[40:], 2))["acc10"] >= 0.95
     with pytest.raises(ValueError, match=">= 3"):
         model.rescale_overhead(archs[:2], target_ms[:2], threads=2)
     model.overhead_coef_ = None
