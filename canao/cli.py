@@ -1488,8 +1488,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--few-models",
         type=int,
         default=20,
-        help="whole models of --data (measured on the new device) that rescale a transfer's "
-        "whole-model overhead to it (random ones; the rest are scored)",
+        help="whole models of --data (measured on the new device) that carry a transfer's "
+        "whole-model overhead to it: the source's rescaled or, from 20 on, one fitted afresh, "
+        "whichever leave-one-out prefers (random ones; the rest are scored)",
     )
     p.add_argument(
         "--pick",

@@ -117,9 +117,8 @@ MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64
 
 #: fewer whole models than this: a transferred predictor's overhead is not rescaled
 MIN_RESCALE_MODELS = 3
-#: fewer than this: nor fitted afresh (``transfer_overhead``): leave-one-out on 5 or 10 models
-#: picked twelve fresh weights over the two rescaled ones too often and read the rest worse
-#: (``benchmarks/transfer_models.py``: 4.4 points lower from 5 models, as good from 20)
+#: fewer than this: nor fitted afresh (``transfer_overhead``): leave-one-out on so few models
+#: is a poor judge between twelve fresh weights and two rescaled ones
 MIN_REFIT_MODELS = 20
 #: where a transferred predictor keeps the other sources of its remix (a predictor folder each)
 OTHERS_FOLDER = "sources"
