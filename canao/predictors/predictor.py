@@ -543,15 +543,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         (lightly ridged) least squares; the two cache sizes are the grid pair with the smallest
         leave-one-out error (``overhead_cache_mb_``). Returns that error (the mean squared
         relative leave-one-out residual)."""
-        self._check_fitted()
-        measured = np.asarray(measured_ms, dtype=np.float64)
-        if len(measured) != len(archs) or len(archs) < 2:
-            raise ValueError("fit_overhead needs as many measured latencies as archs, >= 2")
-        if np.any(~np.isfinite(measured)) or np.any(measured <= 0):
-            raise ValueError("measured latencies must be finite and > 0")
+        measured, dims, starts, blocks = self._measured_models(
+            archs, measured_ms, threads, 2, "fit_overhead"
+        )
         self.overhead_coef_ = None
-        dims, starts = _layers(archs)
-        blocks = np.add.reduceat(self._layer_ms(dims, threads), starts)
         layer_mb = weights_mb(dims)  # once, not once per grid pair
         w = 1.0 / measured
         fits = {
@@ -592,17 +587,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self._check_fitted()
         if self.overhead_coef_ is None:
             raise ValueError("the source predictor has no whole-model overhead to rescale")
-        measured = np.asarray(measured_ms, dtype=np.float64)
-        if len(measured) != len(archs) or len(archs) < MIN_RESCALE_MODELS:
-            raise ValueError(
-                f"rescaling the overhead needs as many measured latencies as archs, "
-                f">= {MIN_RESCALE_MODELS}"
-            )
-        if np.any(~np.isfinite(measured)) or np.any(measured <= 0):
-            raise ValueError("measured latencies must be finite and > 0")
-        dims, starts = _layers(archs)
-        blocks = np.add.reduceat(self._layer_ms(dims, threads), starts)
-        A = overhead_features(archs, blocks, *self.overhead_cache_mb_)
+        measured, dims, starts, blocks = self._measured_models(
+            archs, measured_ms, threads, MIN_RESCALE_MODELS, "rescaling the overhead"
+        )
+        A = _overhead_rows(dims, starts, weights_mb(dims), blocks, *self.overhead_cache_mb_)
         b = OVERHEAD_FEATURES.index("blocks_ms")
         rest = self.overhead_coef_.copy()
         rest[b] = 0.0
@@ -617,6 +605,21 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         coef[b] = scale_blocks * (1.0 + self.overhead_coef_[b]) - 1.0
         self.overhead_coef_ = coef
         return float(np.mean(np.square(loo)))
+
+    def _measured_models(
+        self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int, minimum: int, what: str
+    ) -> tuple[np.ndarray, BlockArrays, np.ndarray, np.ndarray]:
+        """The checked measured latencies of ``archs`` (at least ``minimum``; ValueError
+        naming ``what`` otherwise), their layers, where each arch's start, and each arch's sum
+        of block predictions."""
+        self._check_fitted()
+        measured = np.asarray(measured_ms, dtype=np.float64)
+        if len(measured) != len(archs) or len(archs) < minimum:
+            raise ValueError(f"{what} needs as many measured latencies as archs, >= {minimum}")
+        if np.any(~np.isfinite(measured)) or np.any(measured <= 0):
+            raise ValueError("measured latencies must be finite and > 0")
+        dims, starts = _layers(archs)
+        return measured, dims, starts, np.add.reduceat(self._layer_ms(dims, threads), starts)
 
     def _layer_ms(self, dims: BlockArrays, threads: int) -> np.ndarray:
         """The predicted latency of every layer in ``dims`` (each distinct block once)."""
