@@ -5,13 +5,15 @@
 Every dataset with whole models (read as the drift-corrected median of its rounds) is a target
 in turn and every other one a source (its predictor trained on all its blocks and models). The
 source is transferred from ``--few`` covering blocks (``canao train --transfer-from``), and the
-target's whole models are predicted with the source's overhead as it stands, with it
-rescaled from K of the target's whole models (``rescale_overhead``), and with it rescaled or
-refitted from 20, whichever reads those 20 better by leave-one-out (``transfer_overhead``, as
-``canao train --few-models 20`` does). Each is scored on the same held-out models (all but
-the largest K's), beside the target's own predictor (trained on all its blocks and models:
-not a transfer) and the block sums alone. Mean over ``--seeds`` seeds (block picks and model
-picks). Writes ``results/transfer-models.md`` and ``results/transfer-models.png``.
+target's whole models are predicted with the source's overhead as it stands, and with it
+carried over from K of the target's whole models: rescaled (``rescale_overhead``), or rescaled
+or adjusted, whichever reads those K better by leave-one-out (``transfer_overhead``, as
+``canao train --few-models K`` does), the K picked to span the models (``cover_picks``, ``canao
+train``'s default ``--pick cover``) or at random. Each is scored on the same held-out models
+(all but the ones any of them used), beside the target's own predictor (trained on all its
+blocks and models: not a transfer) and the block sums alone. Mean over ``--seeds`` seeds (block
+picks and model picks). Writes ``results/transfer-models.md`` and
+``results/transfer-models.png``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from transfer_sources import INTEL, dataset_args, label, short, write_results
 from canao.predictors.evaluation import blocks_xy, load_dataset, model_rows
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import LatencyPredictor
-from canao.predictors.transfer import pick_design, transfer_picks
+from canao.predictors.transfer import cover_picks, model_pick_design, pick_design, transfer_picks
 
 DATASETS = (
     f"{INTEL}/onnxruntime/2t/drift-median",
@@ -34,8 +36,17 @@ DATASETS = (
     "amd-epyc-avx512-2c-f25m17/onnxruntime/1t/drift-median",
     "amd-epyc-avx2-2c/onnxruntime/1t/drift-median",
 )
-#: whole models of the target that rescale the overhead
-KS = (5, 10, 20)
+#: (column, whole models of the target that carry the overhead, how picked, how fitted)
+CARRIED = (
+    ("rescaled, 10", 10, "cover", "rescale_overhead"),
+    ("either, 10", 10, "cover", "transfer_overhead"),
+    ("either, 20 random", 20, "random", "transfer_overhead"),
+    ("either, 20", 20, "cover", "transfer_overhead"),
+    ("either, 30", 30, "cover", "transfer_overhead"),
+)
+#: the most whole models any column uses, and picks at random
+K = max(k for _, k, _, _ in CARRIED)
+RANDOM = max(k for _, k, how, _ in CARRIED if how == "random")
 
 
 def main() -> None:
@@ -50,12 +61,13 @@ def main() -> None:
     for n in names:
         df = load_dataset(args.data, n)
         frames[n], models[n] = blocks_xy(df), model_rows(df)
-        if len(models[n][0]) <= max(KS):
-            raise SystemExit(f"{n}: {len(models[n][0])} whole models, needs more than {max(KS)}")
+        if len(models[n][0]) <= K + RANDOM:
+            need = K + RANDOM
+            raise SystemExit(f"{n}: {len(models[n][0])} whole models, needs more than {need}")
         fitted[n] = LatencyPredictor().fit(*frames[n])
         fitted[n].fit_overhead(*models[n])
     cols = ["own predictor", "block sums", "source's overhead"]
-    cols += [*(f"rescaled, {k}" for k in KS), f"either, {max(KS)}"]
+    cols += [c for c, *_ in CARRIED]
     #: the transferred block sums against the target's own predictor's (not a measurement)
     agree = "block sums vs own"
     lines = [
@@ -64,14 +76,16 @@ def main() -> None:
         f"`.venv/bin/python benchmarks/transfer_models.py --few {args.few} --seeds {args.seeds}`."
         f" Each source transferred from {args.few} covering blocks of the target (`canao train "
         "--transfer-from`); the target's whole models predicted with the source's overhead, "
-        "with it rescaled from K of them (`rescale_overhead`), and with it rescaled or refitted "
-        f"from {max(KS)}, whichever reads those better by leave-one-out (`transfer_overhead`, "
-        f'what `canao train --few-models {max(KS)}` does: "either"). Within ±10% on the held-out '
-        f"models (all but {max(KS)}), mean over {args.seeds} seeds; the target's own predictor "
-        "(all its blocks and models, these included: an in-sample reference, not a transfer) "
-        "and the transferred block sums without any overhead for reference; the last column: "
-        "the transferred block sums within ±10% of the target's own predictor's (what the "
-        "transfer's block error alone costs the models).",
+        "and with it carried over from K of them: rescaled (`rescale_overhead`), or rescaled or "
+        "adjusted, whichever reads those K better by leave-one-out (`transfer_overhead`, what "
+        '`canao train --few-models K` does: "either"), the K picked to span the models '
+        "(`cover_picks`, `canao train`'s default `--pick cover`) or at random. Within ±10% on "
+        f"the held-out models (all but the {K} covering and {RANDOM} random picks), mean over "
+        f"{args.seeds} seeds; the target's own predictor (all its blocks and models, these "
+        "included: an in-sample reference, not a transfer) and the transferred block sums "
+        "without any overhead for reference; the last column: the transferred block sums within "
+        "±10% of the target's own predictor's (what the transfer's block error alone costs the "
+        "models).",
         "",
         "| target | source | " + " | ".join([*cols, agree]) + " |",
         "|---|---|" + "---:|" * (len(cols) + 1),
@@ -81,9 +95,7 @@ def main() -> None:
         Xd, yd = frames[target]
         archs, ms, threads = models[target]
         own = fitted[target].predict_archs(archs, threads)
-        own_blocks = copy.deepcopy(fitted[target])
-        own_blocks.overhead_coef_ = None
-        own_sums = own_blocks.predict_archs(archs, threads)
+        own_sums = fitted[target].predict_archs(archs, threads, overhead=False)
         results[target] = {c: [] for c in [*cols, agree]}
         for source in names:
             if source == target:
@@ -92,25 +104,22 @@ def main() -> None:
             acc: dict[str, list[float]] = {c: [] for c in [*cols, agree]}
             for seed in range(args.seeds):
                 pick = transfer_picks(view, args.few, seed)
-                order = np.random.default_rng(seed).permutation(len(archs))
-                rest = order[max(KS) :]
                 model = copy.deepcopy(fitted[source]).fit_transfer(Xd.iloc[pick], yd[pick])
-                kept = copy.deepcopy(model)
-                model.overhead_coef_ = None
-                preds = {
-                    cols[0]: own,
-                    cols[1]: model.predict_archs(archs, threads),
-                    cols[2]: kept.predict_archs(archs, threads),
+                sums = model.predict_archs(archs, threads, overhead=False)
+                few = {
+                    "cover": cover_picks(model_pick_design(archs, sums), K, seed),
+                    "random": np.random.default_rng(seed).permutation(len(archs))[:RANDOM],
                 }
-                fits = [("rescaled", k, "rescale_overhead") for k in KS]
-                for how, k, fit in [*fits, ("either", max(KS), "transfer_overhead")]:
-                    few = order[:k]
-                    carried = copy.deepcopy(kept)
-                    getattr(carried, fit)([archs[i] for i in few], ms[few], threads)
-                    preds[f"{how}, {k}"] = carried.predict_archs(archs, threads)
+                rest = np.setdiff1d(np.arange(len(archs)), np.r_[few["cover"], few["random"]])
+                preds = {cols[0]: own, cols[1]: sums, cols[2]: model.predict_archs(archs, threads)}
+                for col, k, how, fit in CARRIED:
+                    carried = copy.deepcopy(model)
+                    used = few[how][:k]
+                    getattr(carried, fit)([archs[i] for i in used], ms[used], threads)
+                    preds[col] = carried.predict_archs(archs, threads)
                 for col, p in preds.items():
                     acc[col].append(error_metrics(ms[rest], p[rest])["acc10"])
-                acc[agree].append(error_metrics(own_sums[rest], preds[cols[1]][rest])["acc10"])
+                acc[agree].append(error_metrics(own_sums[rest], sums[rest])["acc10"])
             lines.append(
                 f"| {short(target)} | {short(source)} | "
                 + " | ".join(f"{np.mean(acc[c]):.1%}" for c in [*cols, agree])

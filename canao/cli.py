@@ -139,10 +139,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
             )
         specs = _adaptive_specs(args, device, cfg, space_cfg, predictor)
     if args.transfer_from:
-        if args.space not in ("blocks", "grid") or args.adaptive or args.remeasure:
+        if args.space not in ("blocks", "grid", "models") or args.adaptive or args.remeasure:
             raise UsageError(
-                "--transfer-from picks new blocks: --space blocks or grid, no --adaptive or "
-                "--remeasure"
+                "--transfer-from picks new blocks or whole models: --space blocks, grid or "
+                "models, no --adaptive or --remeasure"
             )
         specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
@@ -294,12 +294,29 @@ def _adaptive_specs(
 def _transfer_specs(args: argparse.Namespace, cfg: Any, space: Any) -> list[Any]:
     """The ``--samples`` blocks, of 40x as many candidates (``--space grid``: of the grid's
     blocks, the ones tuned TVM can compile), that cover the source predictor's view of the
-    block space (``transfer.transfer_picks``)."""
+    block space (``transfer.transfer_picks``); ``--space models``: the whole models, of 40x as
+    many random ones, that span its view of them (``transfer.cover_picks``, the extremes
+    first), which carry its whole-model overhead over (``canao train --few-models``)."""
     from canao.predictors.features import features_from_specs
-    from canao.predictors.transfer import pick_design, transfer_picks
-    from canao.profiling.samplers import block_samples
+    from canao.predictors.transfer import (
+        cover_picks,
+        model_pick_design,
+        pick_design,
+        transfer_picks,
+    )
+    from canao.profiling.samplers import block_samples, random_archs
 
     source = _load_predictor(args.transfer_from)
+    if args.space == "models":
+        archs = random_archs(space, 40 * args.samples, args.seed)
+        sums = source.predict_archs(archs, cfg.threads, overhead=False)
+        pick = cover_picks(model_pick_design(archs, sums), args.samples, args.seed)
+        print(
+            f"canao profile: transfer: {len(pick)} of {len(archs)} candidate models span "
+            f"{args.transfer_from}'s view of them",
+            file=sys.stderr,
+        )
+        return [archs[i] for i in pick]
     if args.space == "grid":
         pool = space.blocks()
     else:
@@ -925,26 +942,32 @@ def _transfer_overhead(
 ) -> str:
     """Carry a transferred predictor's whole-model overhead to the new device with up to
     ``--few-models`` of its whole models in ``--data`` (``transfer_overhead``; the rest scored
-    into ``metrics``); what was done: ``rescaled|refitted from N models``, ``source's`` (too
-    few models) or ``none``."""
+    into ``metrics``), picked as ``--pick`` says (``cover``: ones that span them); what was
+    done: ``rescaled|adjusted from N models``, ``source's`` (too few models) or ``none``."""
     import numpy as np
 
     from canao.predictors.evaluation import model_rows
     from canao.predictors.metrics import error_metrics
     from canao.predictors.predictor import MIN_RESCALE_MODELS
+    from canao.predictors.transfer import cover_picks, model_pick_design
 
     if model.overhead_coef_ is None:
         return "none"
     archs, model_ms, threads = model_rows(df)
-    few = np.sort(np.random.default_rng(args.seed).permutation(len(archs))[: args.few_models])
-    if len(few) < MIN_RESCALE_MODELS:
+    n = min(args.few_models, len(archs))
+    if n < MIN_RESCALE_MODELS:
         return "source's"
+    if args.pick == "cover":
+        view = model_pick_design(archs, model.predict_archs(archs, threads, overhead=False))
+        few = np.sort(cover_picks(view, n, args.seed))
+    else:
+        few = np.sort(np.random.default_rng(args.seed).permutation(len(archs))[:n])
     how = model.transfer_overhead([archs[i] for i in few], model_ms[few], threads)
     rest = np.setdiff1d(np.arange(len(archs)), few)
     if len(rest):
         pred = model.predict_archs([archs[i] for i in rest], threads)
         metrics["models_rest"] = error_metrics(model_ms[rest], pred)
-    return f"{how} from {len(few)} models"
+    return f"{how} from {n} models"
 
 
 def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path) -> int:
@@ -957,7 +980,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         dataset_hash,
     )
     from canao.predictors.metrics import error_metrics
-    from canao.predictors.predictor import MIN_RESCALE_MODELS
+    from canao.predictors.predictor import BYTES_TERMS, MIN_RESCALE_MODELS
     from canao.predictors.records import records_sources
     from canao.predictors.transfer import pick_design, transfer_picks
 
@@ -1013,7 +1036,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     else:
         line = f"canao train: {out}: transferred from {src.get('device')}/{src.get('backend')} "
         form = model.transfer_method_
-        form += " (sub-operations' bytes only)" if model.remix_terms_ == "bytes" else ""
+        form += " (sub-operations' bytes only)" if model.remix_terms_ == BYTES_TERMS else ""
         n = len(args.also_from)
         others = " and ".join(
             ([f"{n} other source" + ("s" if n > 1 else "")] if n else [])
@@ -1033,7 +1056,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "
             line += f"within ±10% {m['acc10']:.1%}"
         print(line)
-        if overhead.startswith(("rescaled", "refitted")):
+        if overhead.startswith(("rescaled", "adjusted")):
             line = f"canao train: whole-model overhead {overhead} measured here"
             if "models_rest" in metrics:
                 m = metrics["models_rest"]
@@ -1380,7 +1403,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--transfer-from",
         help="a predictor of another device or backend: measure the --samples blocks (of "
         "40x as many candidates) that cover its view of the block space, the few blocks that "
-        "`canao train --transfer-from` needs",
+        "`canao train --transfer-from` needs (--space models: the whole models that span its "
+        "view of them, for --few-models)",
     )
     p.add_argument("--overwrite", action="store_true", help="retrain --predictor in place")
     _add_eval_args(p)
@@ -1489,15 +1513,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="whole models of --data (measured on the new device) that carry a transfer's "
-        "whole-model overhead to it: the source's rescaled or, from 20 on, one fitted afresh, "
-        "whichever leave-one-out prefers (random ones; the rest are scored)",
+        "whole-model overhead to it: the source's rescaled or, from 10 on, adjusted, whichever "
+        "leave-one-out prefers (picked as --pick says; the rest are scored)",
     )
     p.add_argument(
         "--pick",
         choices=("cover", "random"),
         default="cover",
-        help="which --few blocks of --data a transfer uses when it holds more: the ones that "
-        "cover the source predictor's view of them (k-means medoids), or random ones",
+        help="which --few blocks (and --few-models whole models) of --data a transfer uses "
+        "when it holds more: the ones that cover the source predictor's view of them (blocks: "
+        "k-means medoids; models: the farthest from those picked before), or random ones",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")

@@ -18,6 +18,7 @@ the files, and refuses a schema, backend or format mismatch with one clear messa
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -117,15 +118,22 @@ MODEL_CACHE_GRID_MB = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64
 
 #: fewer whole models than this: a transferred predictor's overhead is not rescaled
 MIN_RESCALE_MODELS = 3
-#: fewer than this: nor fitted afresh (``transfer_overhead``): leave-one-out on so few models
-#: is a poor judge between twelve fresh weights and two rescaled ones
-MIN_REFIT_MODELS = 20
+#: fewer than this: nor adjusted (``transfer_overhead``): leave-one-out on so few models is a
+#: poor judge between fourteen ridged weights and two
+MIN_ADJUST_MODELS = 10
+#: the ridge penalties an adjusted overhead's departures from the rescaled one are tried with
+#: (``adjust_overhead``; times each column's sum of squares, as ``_press_fit`` weighs them)
+ADJUST_RIDGES = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e4)
 #: where a transferred predictor keeps the other sources of its remix (a predictor folder each)
 OTHERS_FOLDER = "sources"
 #: the descriptive fields of a predictor's meta.json that travel with it as another source
 DESCRIBED = ("device", "backend", "threads", "dataset", "canary_ms", "metrics", "transfer")
 #: what ``meta.json`` says of a tuning-records source (``canao train --records``)
 RECORDS_DESCRIBED = ("source", "records", "table", "device")
+
+
+#: what ``_measured_models`` says is short of whole models when rescaling
+_RESCALING = "rescaling the overhead"
 
 
 class PredictorFileError(ValueError):
@@ -183,6 +191,7 @@ REMIX_FEATURES = ("source_ms", *BASE_FEATURES, "one")
 #: With other sources beside the first, their predictions already carry the compute, and nine
 #: FLOPs weights more, fitted to 50 blocks, can follow the blocks' noise rather than the device
 REMIX_TERMS = ("costs", "bytes")
+ALL_TERMS, BYTES_TERMS = REMIX_TERMS
 
 
 def remix_features(others: int) -> tuple[str, ...]:
@@ -193,7 +202,7 @@ def remix_features(others: int) -> tuple[str, ...]:
 def _remix_columns(terms: str, width: int) -> np.ndarray:
     """Which of a remix design's ``width`` columns the ``terms`` form weighs (a mask)."""
     keep = np.ones(width, dtype=bool)
-    if terms == "bytes":
+    if terms == BYTES_TERMS:
         keep[[REMIX_FEATURES.index(f) for f in BASE_FEATURES if f.endswith("_gflop")]] = False
     return keep
 
@@ -214,7 +223,7 @@ def _fit_transfer(
     src: np.ndarray,
     y: np.ndarray,
     alpha: float,
-    terms: str = "costs",
+    terms: str = ALL_TERMS,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(remix coefficients, calibration coefficients) of one transfer method; a remix of the
     ``bytes`` terms holds the FLOPs terms' coefficients at zero (``REMIX_TERMS``)."""
@@ -334,12 +343,14 @@ def _overhead_rows(
     ]
 
 
-def _press_fit(A: np.ndarray, r: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, float]:
-    """Ridge regression of ``r`` on ``A`` (each coefficient penalised by ``ridge`` times its
-    column's sum of squares, so that nearly collinear columns cannot cancel out with huge
-    coefficients), and its mean squared leave-one-out residual (PRESS)."""
+def _press_fit(
+    A: np.ndarray, r: np.ndarray, ridge: float | np.ndarray = 1e-3
+) -> tuple[np.ndarray, float]:
+    """Ridge regression of ``r`` on ``A`` (each coefficient penalised by ``ridge``, or its own
+    entry of it, times its column's sum of squares, so that nearly collinear columns cannot
+    cancel out with huge coefficients), and its mean squared leave-one-out residual (PRESS)."""
     gram = A.T @ A
-    solve = np.linalg.pinv(gram + ridge * np.diag(np.diag(gram))) @ A.T
+    solve = np.linalg.pinv(gram + np.diag(ridge * np.diag(gram))) @ A.T
     coef = solve @ r
     leverage = np.einsum("ij,ji->i", A, solve)
     loo = (A @ coef - r) / np.maximum(1.0 - leverage, 1e-9)
@@ -516,16 +527,16 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         # (method, with the other sources, remix terms): a remix may leave the other sources
         # out, a ridge always does; the first best wins a tie, all its terms before bytes alone
         remixes = [m for m in TRANSFER_METHODS if m.startswith("remix")]
-        forms: list[Form] = [(m, False, "costs") for m in TRANSFER_METHODS]
-        forms += [(m, True, "costs") for m in remixes if helpers]
-        forms += [(m, o, "bytes") for m, o, _ in forms if m in remixes]
+        forms: list[Form] = [(m, False, ALL_TERMS) for m in TRANSFER_METHODS]
+        forms += [(m, True, ALL_TERMS) for m in remixes if helpers]
+        forms += [(m, o, BYTES_TERMS) for m, o, _ in forms if m in remixes]
         designs = {False: _remix_design(X, src)}
         if helpers:
             designs[True] = _remix_design(X, src, others_ms)
         if method == "auto":
             form = min(forms, key=lambda f: _loo_score(f, designs, X, y, alpha))
         else:
-            form = (method, bool(helpers) and method.startswith("remix"), "costs")
+            form = (method, bool(helpers) and method.startswith("remix"), ALL_TERMS)
         method, with_others, terms = form
         remix, calib = _fit_transfer(method, designs[with_others], X, src, y, alpha, terms)
         self.remix_, self.calibration_ = remix, calib
@@ -564,17 +575,19 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     def transfer_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> str:
         """Carry a transferred predictor's whole-model overhead (its source device's, in that
         device's milliseconds) to the new device from a few whole models measured there: the
-        source's rescaled (``rescale_overhead``: two weights) or one fitted afresh
-        (``fit_overhead``: twelve), whichever has the smaller leave-one-out error on them; from
-        fewer than ``MIN_REFIT_MODELS``, rescaled. Returns which: ``rescaled`` or ``refitted``."""
-        press = self.rescale_overhead(archs, measured_ms, threads)
-        if len(archs) < MIN_REFIT_MODELS:
-            return "rescaled"
-        rescaled = self.overhead_coef_, self.overhead_cache_mb_
-        if self.fit_overhead(archs, measured_ms, threads) < press:
-            return "refitted"
-        self.overhead_coef_, self.overhead_cache_mb_ = rescaled
-        return "rescaled"
+        source's rescaled (``rescale_overhead``: two weights) or adjusted (``adjust_overhead``:
+        those two and twelve ridged departures), whichever has the smaller leave-one-out error
+        on them; from fewer than ``MIN_ADJUST_MODELS``, rescaled. Returns which: ``rescaled``
+        or ``adjusted``."""
+        fit = self._measured_models(archs, measured_ms, threads, MIN_RESCALE_MODELS, _RESCALING)
+        coef, cache, loo = self._rescaled(*fit)
+        how = "rescaled"
+        if len(archs) >= MIN_ADJUST_MODELS:
+            adjusted = self._adjusted(*fit)
+            if adjusted[2] < loo:
+                coef, cache, how = adjusted[0], adjusted[1], "adjusted"
+        self.overhead_coef_, self.overhead_cache_mb_ = coef, cache
+        return how
 
     def rescale_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> float:
         """Carry a transferred predictor's whole-model overhead (its source device's) to the
@@ -584,17 +597,42 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         cannot be fitted to a few models (``fit_overhead``), two can; the source's overhead
         as it stands is in the source device's milliseconds. Rewrites ``overhead_coef_``;
         returns the fit's mean squared relative leave-one-out residual."""
-        self._check_fitted()
+        fit = self._measured_models(archs, measured_ms, threads, MIN_RESCALE_MODELS, _RESCALING)
+        self.overhead_coef_, self.overhead_cache_mb_, loo = self._rescaled(*fit)
+        return loo
+
+    def adjust_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> float:
+        """Carry a transferred predictor's whole-model overhead to the new device from some
+        whole models measured there (at least ``MIN_ADJUST_MODELS``): the rescaled one's two
+        weights (``rescale_overhead``) and a departure from it on each of the twelve overhead
+        features, the departures ridged (``ADJUST_RIDGES``); the penalty and the two cache sizes
+        are the ones with the smallest leave-one-out error (PRESS). A heavy penalty keeps the
+        source's overhead rescaled, a light one fits the new device's afresh with the source's
+        shape as two more features. Rewrites ``overhead_coef_`` and ``overhead_cache_mb_``;
+        returns that error (the mean squared relative leave-one-out residual)."""
+        fit = self._measured_models(
+            archs, measured_ms, threads, MIN_ADJUST_MODELS, "adjusting the overhead"
+        )
+        self.overhead_coef_, self.overhead_cache_mb_, press = self._adjusted(*fit)
+        return press
+
+    def _source_overhead(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """The source's overhead coefficients, those with the blocks' sum's held at zero, and
+        where the blocks' sum's is."""
         if self.overhead_coef_ is None:
             raise ValueError("the source predictor has no whole-model overhead to rescale")
-        measured, dims, starts, blocks = self._measured_models(
-            archs, measured_ms, threads, MIN_RESCALE_MODELS, "rescaling the overhead"
-        )
-        A = _overhead_rows(dims, starts, weights_mb(dims), blocks, *self.overhead_cache_mb_)
         b = OVERHEAD_FEATURES.index("blocks_ms")
         rest = self.overhead_coef_.copy()
         rest[b] = 0.0
-        D = np.c_[blocks * (1.0 + self.overhead_coef_[b]), A @ rest]
+        return self.overhead_coef_, rest, b
+
+    def _rescaled(
+        self, measured: np.ndarray, dims: BlockArrays, starts: np.ndarray, blocks: np.ndarray
+    ) -> tuple[np.ndarray, tuple[float, float], float]:
+        """(coefficients, cache sizes, leave-one-out error) of ``rescale_overhead``."""
+        src, rest, b = self._source_overhead()
+        A = _overhead_rows(dims, starts, weights_mb(dims), blocks, *self.overhead_cache_mb_)
+        D = np.c_[blocks * (1.0 + src[b]), A @ rest]
         Dw, yw = D / measured[:, None], np.ones(len(measured))  # relative: rows / measured
         loo = [
             Dw[i] @ nnls(np.delete(Dw, i, axis=0), np.delete(yw, i))[0] - 1.0
@@ -602,9 +640,31 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         ]
         (scale_blocks, scale_rest), _ = nnls(Dw, yw)
         coef = rest * scale_rest
-        coef[b] = scale_blocks * (1.0 + self.overhead_coef_[b]) - 1.0
-        self.overhead_coef_ = coef
-        return float(np.mean(np.square(loo)))
+        coef[b] = scale_blocks * (1.0 + src[b]) - 1.0
+        return coef, self.overhead_cache_mb_, float(np.mean(np.square(loo)))
+
+    def _adjusted(
+        self, measured: np.ndarray, dims: BlockArrays, starts: np.ndarray, blocks: np.ndarray
+    ) -> tuple[np.ndarray, tuple[float, float], float]:
+        """(coefficients, cache sizes, PRESS) of ``adjust_overhead``: the measured latency,
+        relative, on the rescaled overhead's two columns (all but unpenalised) and the twelve
+        overhead features (penalised: the departures), for each cache pair and penalty."""
+        src, rest, b = self._source_overhead()
+        layer_mb = weights_mb(dims)
+        w = 1.0 / measured
+        best: tuple[np.ndarray, tuple[float, float], float] | None = None
+        for cache in itertools.product(LAYER_CACHE_GRID_MB, MODEL_CACHE_GRID_MB):
+            A = _overhead_rows(dims, starts, layer_mb, blocks, *cache)
+            D = np.c_[blocks * (1.0 + src[b]), A @ rest, A] * w[:, None]
+            for ridge in ADJUST_RIDGES:
+                penalty = np.r_[1e-6, 1e-6, np.full(A.shape[1], ridge)]
+                fit, press = _press_fit(D, np.ones(len(w)), penalty)
+                if best is None or press < best[2]:
+                    coef = fit[1] * rest + fit[2:]
+                    coef[b] += fit[0] * (1.0 + src[b]) - 1.0
+                    best = (coef, cache, press)
+        assert best is not None
+        return best
 
     def _measured_models(
         self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int, minimum: int, what: str
@@ -629,14 +689,17 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         unique = BlockArrays.from_columns({d: c[first] for d, c in columns.items()}, dims.dtype)
         return self.predict(feature_frame(unique, float(threads)))[owner]
 
-    def predict_archs(self, archs: Sequence[ArchSpec], threads: int) -> np.ndarray:
-        """Whole-model latency (ms) for many ArchSpecs at once (blocks deduplicated)."""
+    def predict_archs(
+        self, archs: Sequence[ArchSpec], threads: int, overhead: bool = True
+    ) -> np.ndarray:
+        """Whole-model latency (ms) for many ArchSpecs at once (blocks deduplicated); without
+        ``overhead``, each one's sum of block predictions alone."""
         self._check_fitted()
         if not archs:
             return np.zeros(0)
         dims, starts = _layers(archs)
         sums = np.add.reduceat(self._layer_ms(dims, threads), starts)
-        if self.overhead_coef_ is not None:
+        if overhead and self.overhead_coef_ is not None:
             layer_mb = weights_mb(dims)
             rows = _overhead_rows(dims, starts, layer_mb, sums, *self.overhead_cache_mb_)
             sums = sums + rows @ self.overhead_coef_

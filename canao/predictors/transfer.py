@@ -2,7 +2,9 @@
 
 ``transfer_picks`` chooses the blocks: the medoids of k-means clusters over candidate blocks,
 in the source predictor's view of them (its latency, the weights' size, tokens, FLOPs,
-intensity), so that 50 blocks cover it evenly rather than by chance.
+intensity), so that 50 blocks cover it evenly rather than by chance. ``cover_picks`` chooses
+the whole models that carry the source's overhead over (``transfer_overhead``): ones that span
+their view, its extremes first.
 
 ``SmoothResidual`` is a Gaussian process (scikit-learn's, RBF with one length scale per feature
 plus white noise) fitted to what the linear transfer forms leave: log(measured / transferred)
@@ -15,11 +17,14 @@ pickled object."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from canao.space import ArchSpec
 
 #: features of the transfer picks (computed by ``pick_design``): the source predictor's view
 PICK_FEATURES = (
@@ -72,6 +77,33 @@ def transfer_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     order = np.lexsort((d2, km.labels_))  # by cluster, nearest to its centre first
     _, first = np.unique(km.labels_[order], return_index=True)
     return np.sort(order[first])
+
+
+def model_pick_design(archs: Sequence[ArchSpec], blocks_ms: np.ndarray) -> np.ndarray:
+    """One row per whole model of the view its picks cover: the log of its sum of block
+    predictions, its layers, the log of its tokens and of its width."""
+    return np.c_[
+        np.log(blocks_ms),
+        [a.num_layers for a in archs],
+        np.log([a.seq_len * a.batch for a in archs]),
+        np.log([a.hidden for a in archs]),
+    ]
+
+
+def cover_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` rows of ``Z`` (``model_pick_design`` of the candidates) that span it,
+    in the order picked: from a random first one, each the farthest (standardised features)
+    from all picked before it, so the extremes come early and any first k of them span it
+    too. Whole models measured this way keep the overhead's fit from extrapolating."""
+    if n >= len(Z):
+        return np.arange(len(Z))
+    Zs = (Z - Z.mean(axis=0)) / (Z.std(axis=0) + 1e-12)
+    picked = [int(np.random.default_rng(seed).integers(len(Z)))]
+    dist = np.linalg.norm(Zs - Zs[picked[0]], axis=1)
+    while len(picked) < n:
+        picked.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, np.linalg.norm(Zs - Zs[picked[-1]], axis=1))
+    return np.array(picked)
 
 
 @dataclass

@@ -25,7 +25,13 @@ from canao.predictors.records import (
     workload_kind,
     write_records,
 )
-from canao.predictors.transfer import RESIDUAL_FEATURES, SmoothResidual, transfer_picks
+from canao.predictors.transfer import (
+    RESIDUAL_FEATURES,
+    SmoothResidual,
+    cover_picks,
+    model_pick_design,
+    transfer_picks,
+)
 from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
 from tests.conftest import synthetic_ms
 
@@ -393,6 +399,28 @@ def test_transfer_picks_cover_a_small_cluster() -> None:
     np.testing.assert_array_equal(transfer_picks(Z[:7], 10), np.arange(7))
 
 
+def test_cover_picks_span_the_whole_models_extremes_first() -> None:
+    """The whole models that carry an overhead over: distinct, each first k of them the same
+    for any k, the largest and smallest models among the first few, and every model nearer to
+    one of them than to random picks of as many."""
+    archs = random_archs(ModelSpace(hidden=(128, 256, 384, 512), seq_len=(32, 64, 128)), 80)
+    blocks_ms = np.array([synthetic_ms(list(a.blocks())).sum() for a in archs])
+    Z = model_pick_design(archs, blocks_ms)
+    assert Z.shape == (80, 4) and np.allclose(Z[:, 0], np.log(blocks_ms))
+    pick = cover_picks(Z, 12, seed=1)
+    assert len(set(pick.tolist())) == 12
+    np.testing.assert_array_equal(cover_picks(Z, 5, seed=1), pick[:5])
+    assert {int(np.argmax(blocks_ms)), int(np.argmin(blocks_ms))} & set(pick[:4].tolist())
+    Zs = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+
+    def radius(idx: np.ndarray) -> float:  # the farthest any model is from its nearest pick
+        return float(np.linalg.norm(Zs[:, None] - Zs[idx][None], axis=2).min(axis=1).max())
+
+    rng = np.random.default_rng(0)
+    assert all(radius(pick) < radius(rng.permutation(80)[:12]) for _ in range(20))
+    np.testing.assert_array_equal(cover_picks(Z[:7], 10), np.arange(7))
+
+
 def test_select_returns_distinct_unmeasured_candidates(synthetic_blocks) -> None:
     _, X, y = synthetic_blocks
     tr, _ = random_split(len(y))
@@ -459,8 +487,10 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     assert main(["train", "--data", str(src_data), "--backend", "eager", "--out", str(pred)]) == 0
     argv = ["profile", "--backend", "eager", "--device", "unit2", "--out", str(new_data)]
     argv += ["--transfer-from", str(pred), *common]
-    assert main([*argv, "--samples", "12", "--space", "models"]) == 2
-    capsys.readouterr()
+    assert main([*argv, "--samples", "12", "--space", "models"]) == 2  # --space-config
+    assert "does not apply to models" in capsys.readouterr().err
+    assert main([*argv, "--samples", "12", "--remeasure", "all"]) == 2
+    assert "no --adaptive or --remeasure" in capsys.readouterr().err
     assert main([*argv, "--samples", "12"]) == 0
     err = capsys.readouterr().err
     assert "transfer: 12 of 480 candidate blocks cover" in err and "12 to measure" in err
@@ -471,6 +501,18 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     gargv += ["--transfer-from", str(pred), "--space", "grid", "--space-config", str(grid)]
     assert main([*gargv, "--samples", "3", "--repeat", "3", "--min-repeat-ms", "2"]) == 0
     assert "transfer: 3 of 6 candidate blocks cover" in capsys.readouterr().err
+    # the whole models that carry a source's overhead over: the ones that span its view
+    margv = ["profile", "--backend", "eager", "--device", "unit2", "--out", str(tmp_path / "m")]
+    margv += ["--transfer-from", str(pred), "--space", "models", "--samples", "2"]
+    assert main([*margv, "--repeat", "3", "--min-repeat-ms", "2"]) == 0
+    assert "transfer: 2 of 80 candidate models span" in capsys.readouterr().err
+    from canao.predictors.evaluation import load_rows, model_rows
+
+    measured, _, _ = model_rows(load_rows(tmp_path / "m", "eager"))
+    candidates = random_archs(ModelSpace(), 80)
+    sums = LatencyPredictor.load(pred).predict_archs(candidates, 2, overhead=False)
+    spanning = cover_picks(model_pick_design(candidates, sums), 2)
+    assert {a.to_json() for a in measured} == {candidates[i].to_json() for i in spanning}
     out = tmp_path / "few"
     argv = ["train", "--transfer-from", str(pred), "--data", str(new_data), "--backend", "eager"]
     assert main([*argv, "--few", "2", "--out", str(out)]) == 2

@@ -171,16 +171,32 @@ def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blo
     rest = np.arange(len(before)) != b
     ratio = model.overhead_coef_[rest][before[rest] != 0] / before[rest][before[rest] != 0]
     assert np.allclose(ratio, ratio[0]) and 1.5 < ratio[0] < 2.5  # one factor, about 2
-    # transfer_overhead keeps the rescaled one here (two weights read it exactly), and fits one
-    # afresh for a device whose overhead has another shape (a cost per layer token alone)
-    model.overhead_coef_ = before
-    assert model.transfer_overhead(archs[:10], target_ms[:10], threads=2) == "rescaled"
+    # a device whose overhead has another shape (a cost per layer token alone): rescaling
+    # cannot follow it, adjusting can; transfer_overhead adjusts from 10 models on, not from 9
     other = 2.0 * truth + 4e-2 * layer_tokens
-    assert model.transfer_overhead(archs[:19], other[:19], threads=2) == "rescaled"  # too few
-    assert model.transfer_overhead(archs[:30], other[:30], threads=2) == "refitted"
-    assert error_metrics(other[40:], model.predict_archs(archs[40:], 2))["acc10"] >= 0.95
+    model.overhead_coef_ = before
+    model.rescale_overhead(archs[:20], other[:20], threads=2)
+    rescaled = error_metrics(other[40:], model.predict_archs(archs[40:], 2))
+    model.overhead_coef_ = before
+    assert model.transfer_overhead(archs[:9], other[:9], threads=2) == "rescaled"  # too few
+    model.overhead_coef_ = before
+    assert model.transfer_overhead(archs[:20], other[:20], threads=2) == "adjusted"
+    adjusted_ms = model.predict_archs(archs[40:], 2)
+    adjusted = error_metrics(other[40:], adjusted_ms)
+    assert adjusted["acc10"] >= 0.95 and adjusted["mape"] < rescaled["mape"] / 2, (
+        rescaled,
+        adjusted,
+    )
+    # what transfer_overhead chose is adjust_overhead's, by a smaller leave-one-out error
+    model.overhead_coef_ = before
+    press = model.adjust_overhead(archs[:20], other[:20], threads=2)
+    np.testing.assert_allclose(model.predict_archs(archs[40:], 2), adjusted_ms)
+    model.overhead_coef_ = before
+    assert press < model.rescale_overhead(archs[:20], other[:20], threads=2)
     with pytest.raises(ValueError, match=">= 3"):
         model.rescale_overhead(archs[:2], target_ms[:2], threads=2)
+    with pytest.raises(ValueError, match=">= 10"):
+        model.adjust_overhead(archs[:9], other[:9], threads=2)
     model.overhead_coef_ = None
     with pytest.raises(ValueError, match="no whole-model overhead"):
         model.rescale_overhead(archs[:5], target_ms[:5], threads=2)
