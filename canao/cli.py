@@ -941,9 +941,10 @@ def _transfer_overhead(
     args: argparse.Namespace, model: Any, df: Any, metrics: dict[str, Any]
 ) -> str:
     """Carry a transferred predictor's whole-model overhead to the new device with up to
-    ``--few-models`` of its whole models in ``--data`` (``transfer_overhead``; the rest scored
-    into ``metrics``), picked as ``--pick`` says (``cover``: ones that span them); what was
-    done: ``rescaled|adjusted from N models``, ``source's`` (too few models) or ``none``."""
+    ``--few-models`` of its whole models in ``--data`` (``transfer_overhead``; each of them
+    predicted without it, by leave-one-out, and the rest scored into ``metrics``), picked as
+    ``--pick`` says (``cover``: ones that span them); what was done: ``rescaled|adjusted from
+    N models``, ``source's`` (too few models) or ``none``."""
     import numpy as np
 
     from canao.predictors.evaluation import model_rows
@@ -963,6 +964,7 @@ def _transfer_overhead(
     else:
         few = np.sort(np.random.default_rng(args.seed).permutation(len(archs))[:n])
     how = model.transfer_overhead([archs[i] for i in few], model_ms[few], threads)
+    metrics["models_cv"] = error_metrics(model_ms[few], model_ms[few] * (1 + model.overhead_loo_))
     rest = np.setdiff1d(np.arange(len(archs)), few)
     if len(rest):
         pred = model.predict_archs([archs[i] for i in rest], threads)
@@ -1058,6 +1060,9 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         print(line)
         if overhead.startswith(("rescaled", "adjusted")):
             line = f"canao train: whole-model overhead {overhead} measured here"
+            m = metrics["models_cv"]
+            line += f"; each of them predicted without it: MAPE {m['mape']:.2f}%, "
+            line += f"within ±10% {m['acc10']:.1%}"
             if "models_rest" in metrics:
                 m = metrics["models_rest"]
                 line += f"; on the other {int(m['n'])} models: MAPE {m['mape']:.2f}%, "

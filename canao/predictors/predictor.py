@@ -345,16 +345,20 @@ def _overhead_rows(
 
 def _press_fit(
     A: np.ndarray, r: np.ndarray, ridge: float | np.ndarray = 1e-3
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Ridge regression of ``r`` on ``A`` (each coefficient penalised by ``ridge``, or its own
     entry of it, times its column's sum of squares, so that nearly collinear columns cannot
-    cancel out with huge coefficients), and its mean squared leave-one-out residual (PRESS)."""
+    cancel out with huge coefficients), and its leave-one-out residuals (their mean square is
+    the PRESS)."""
     gram = A.T @ A
     solve = np.linalg.pinv(gram + np.diag(ridge * np.diag(gram))) @ A.T
     coef = solve @ r
     leverage = np.einsum("ij,ji->i", A, solve)
-    loo = (A @ coef - r) / np.maximum(1.0 - leverage, 1e-9)
-    return coef, float(np.mean(loo**2))
+    return coef, (A @ coef - r) / np.maximum(1.0 - leverage, 1e-9)
+
+
+def _mean_square(residuals: np.ndarray) -> float:
+    return float(np.mean(np.square(residuals)))
 
 
 class LatencyPredictor(RegressorMixin, BaseEstimator):
@@ -378,6 +382,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
     overhead_coef_: np.ndarray | None
     overhead_cache_mb_: tuple[float, float]
+    #: set with them by fit_overhead, transfer_overhead and the like (not saved): each fitted
+    #: whole model's leave-one-out residual, relative (predicted without it / measured - 1)
+    overhead_loo_: np.ndarray
 
     def __init__(
         self,
@@ -568,9 +575,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             for lc in LAYER_CACHE_GRID_MB
             for mc in MODEL_CACHE_GRID_MB
         }
-        self.overhead_cache_mb_ = min(fits, key=lambda k: fits[k][1])
-        self.overhead_coef_, press = fits[self.overhead_cache_mb_]
-        return press
+        self.overhead_cache_mb_ = min(fits, key=lambda k: _mean_square(fits[k][1]))
+        self.overhead_coef_, self.overhead_loo_ = fits[self.overhead_cache_mb_]
+        return _mean_square(self.overhead_loo_)
 
     def transfer_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> str:
         """Carry a transferred predictor's whole-model overhead (its source device's, in that
@@ -580,13 +587,12 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         on them; from fewer than ``MIN_ADJUST_MODELS``, rescaled. Returns which: ``rescaled``
         or ``adjusted``."""
         fit = self._measured_models(archs, measured_ms, threads, MIN_RESCALE_MODELS, _RESCALING)
-        coef, cache, loo = self._rescaled(*fit)
-        how = "rescaled"
+        chosen, how = self._rescaled(*fit), "rescaled"
         if len(archs) >= MIN_ADJUST_MODELS:
             adjusted = self._adjusted(*fit)
-            if adjusted[2] < loo:
-                coef, cache, how = adjusted[0], adjusted[1], "adjusted"
-        self.overhead_coef_, self.overhead_cache_mb_ = coef, cache
+            if _mean_square(adjusted[2]) < _mean_square(chosen[2]):
+                chosen, how = adjusted, "adjusted"
+        self.overhead_coef_, self.overhead_cache_mb_, self.overhead_loo_ = chosen
         return how
 
     def rescale_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> float:
@@ -598,8 +604,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         as it stands is in the source device's milliseconds. Rewrites ``overhead_coef_``;
         returns the fit's mean squared relative leave-one-out residual."""
         fit = self._measured_models(archs, measured_ms, threads, MIN_RESCALE_MODELS, _RESCALING)
-        self.overhead_coef_, self.overhead_cache_mb_, loo = self._rescaled(*fit)
-        return loo
+        self.overhead_coef_, self.overhead_cache_mb_, self.overhead_loo_ = self._rescaled(*fit)
+        return _mean_square(self.overhead_loo_)
 
     def adjust_overhead(self, archs: Sequence[ArchSpec], measured_ms: Any, threads: int) -> float:
         """Carry a transferred predictor's whole-model overhead to the new device from some
@@ -613,8 +619,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         fit = self._measured_models(
             archs, measured_ms, threads, MIN_ADJUST_MODELS, "adjusting the overhead"
         )
-        self.overhead_coef_, self.overhead_cache_mb_, press = self._adjusted(*fit)
-        return press
+        self.overhead_coef_, self.overhead_cache_mb_, self.overhead_loo_ = self._adjusted(*fit)
+        return _mean_square(self.overhead_loo_)
 
     def _source_overhead(self) -> tuple[np.ndarray, np.ndarray, int]:
         """The source's overhead coefficients, those with the blocks' sum's held at zero, and
@@ -628,8 +634,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
 
     def _rescaled(
         self, measured: np.ndarray, dims: BlockArrays, starts: np.ndarray, blocks: np.ndarray
-    ) -> tuple[np.ndarray, tuple[float, float], float]:
-        """(coefficients, cache sizes, leave-one-out error) of ``rescale_overhead``."""
+    ) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+        """(coefficients, cache sizes, leave-one-out residuals) of ``rescale_overhead``."""
         src, rest, b = self._source_overhead()
         A = _overhead_rows(dims, starts, weights_mb(dims), blocks, *self.overhead_cache_mb_)
         D = np.c_[blocks * (1.0 + src[b]), A @ rest]
@@ -641,28 +647,29 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         (scale_blocks, scale_rest), _ = nnls(Dw, yw)
         coef = rest * scale_rest
         coef[b] = scale_blocks * (1.0 + src[b]) - 1.0
-        return coef, self.overhead_cache_mb_, float(np.mean(np.square(loo)))
+        return coef, self.overhead_cache_mb_, np.array(loo)
 
     def _adjusted(
         self, measured: np.ndarray, dims: BlockArrays, starts: np.ndarray, blocks: np.ndarray
-    ) -> tuple[np.ndarray, tuple[float, float], float]:
-        """(coefficients, cache sizes, PRESS) of ``adjust_overhead``: the measured latency,
+    ) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+        """(coefficients, cache sizes, leave-one-out residuals) of ``adjust_overhead``: the
+        measured latency,
         relative, on the rescaled overhead's two columns (all but unpenalised) and the twelve
         overhead features (penalised: the departures), for each cache pair and penalty."""
         src, rest, b = self._source_overhead()
         layer_mb = weights_mb(dims)
         w = 1.0 / measured
-        best: tuple[np.ndarray, tuple[float, float], float] | None = None
+        best: tuple[np.ndarray, tuple[float, float], np.ndarray] | None = None
         for cache in itertools.product(LAYER_CACHE_GRID_MB, MODEL_CACHE_GRID_MB):
             A = _overhead_rows(dims, starts, layer_mb, blocks, *cache)
             D = np.c_[blocks * (1.0 + src[b]), A @ rest, A] * w[:, None]
             for ridge in ADJUST_RIDGES:
                 penalty = np.r_[1e-6, 1e-6, np.full(A.shape[1], ridge)]
-                fit, press = _press_fit(D, np.ones(len(w)), penalty)
-                if best is None or press < best[2]:
+                fit, loo = _press_fit(D, np.ones(len(w)), penalty)
+                if best is None or _mean_square(loo) < _mean_square(best[2]):
                     coef = fit[1] * rest + fit[2:]
                     coef[b] += fit[0] * (1.0 + src[b]) - 1.0
-                    best = (coef, cache, press)
+                    best = (coef, cache, loo)
         assert best is not None
         return best
 

@@ -608,7 +608,10 @@ def test_cli_transfer_rescales_the_whole_model_overhead(synthetic_blocks, tmp_pa
     rest = meta["metrics"]["models_rest"]
     assert rest["n"] == 3  # the other three scored
     assert meta["overhead"]["coef"] != source_overhead["coef"]
-    assert "whole-model overhead rescaled from 5 models" in capsys.readouterr().out
+    assert meta["metrics"]["models_cv"]["n"] == 5  # each of the 5 predicted without it
+    out = capsys.readouterr().out
+    assert "whole-model overhead rescaled from 5 models" in out
+    assert "each of them predicted without it: MAPE" in out
     assert main([*argv, "--few-models", "0", "--out", str(tmp_path / "k")]) == 0
     meta = json.loads((tmp_path / "k" / "meta.json").read_text())
     assert meta["transfer"]["overhead"] == "source's" and "models_rest" not in meta["metrics"]

@@ -188,9 +188,12 @@ def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blo
         adjusted,
     )
     # what transfer_overhead chose is adjust_overhead's, by a smaller leave-one-out error
+    loo = model.overhead_loo_  # each of the 20 predicted without it: relative residuals
+    assert loo.shape == (20,) and np.mean(np.abs(loo) <= 0.1) >= 0.95
     model.overhead_coef_ = before
     press = model.adjust_overhead(archs[:20], other[:20], threads=2)
     np.testing.assert_allclose(model.predict_archs(archs[40:], 2), adjusted_ms)
+    assert press == pytest.approx(np.mean(loo**2))
     model.overhead_coef_ = before
     assert press < model.rescale_overhead(archs[:20], other[:20], threads=2)
     with pytest.raises(ValueError, match=">= 3"):
