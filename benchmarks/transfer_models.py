@@ -43,9 +43,10 @@ CARRIED = (
     ("either, 20 random", 20, "random", "transfer_overhead"),
     ("either, 20", 20, "cover", "transfer_overhead"),
     ("either, 30", 30, "cover", "transfer_overhead"),
+    ("either, 50", 50, "cover", "transfer_overhead"),
 )
 #: canao train's --few-models
-DEFAULT = 20
+DEFAULT = 50
 #: the most whole models any column uses, and picks at random
 K = max(k for _, k, _, _ in CARRIED)
 RANDOM = max(k for _, k, how, _ in CARRIED if how == "random")

@@ -1516,7 +1516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--few-models",
         type=int,
-        default=20,
+        default=50,
         help="whole models of --data (measured on the new device) that carry a transfer's "
         "whole-model overhead to it: the source's rescaled or, from 10 on, adjusted, whichever "
         "leave-one-out prefers (picked as --pick says; the rest are scored)",
