@@ -925,16 +925,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         b = metrics["blocks_heldout"]
         print(
-            f"canao train: {out}: {len(y)} blocks; held-out blocks MAPE {b['mape']:.2f}%, "
-            f"within ±10% {b['acc10']:.1%}, ±5% {b['acc5']:.1%}"
+            f"canao train: {out}: {len(y)} blocks; held-out blocks {_scores(b)}, "
+            f"±5% {b['acc5']:.1%}"
         )
         if "models_heldout" in metrics:
             m = metrics["models_heldout"]
-            print(
-                f"canao train: whole models (held-out {int(m['n'])}): MAPE {m['mape']:.2f}%, "
-                f"within ±10% {m['acc10']:.1%}"
-            )
+            print(f"canao train: whole models (held-out {int(m['n'])}): {_scores(m)}")
     return 0
+
+
+def _scores(m: dict[str, Any]) -> str:
+    """How ``canao train`` prints one of its ``error_metrics``: MAPE and the share within
+    ±10%."""
+    return f"MAPE {m['mape']:.2f}%, within ±10% {m['acc10']:.1%}"
 
 
 def _transfer_overhead(
@@ -1049,24 +1052,18 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         form += " + smooth residual" if model.residual_ else ""
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:
-            m = metrics["blocks_cv"]
             k = min(TRANSFER_CV_FOLDS, len(pick))
-            line += f"; each of them predicted without it ({k}-fold): MAPE {m['mape']:.2f}%, "
-            line += f"within ±10% {m['acc10']:.1%}"
+            line += f"; each of them predicted without it ({k}-fold): "
+            line += _scores(metrics["blocks_cv"])
         if "blocks_rest" in metrics:
-            m = metrics["blocks_rest"]
-            line += f"; on the other {len(rest)} blocks: MAPE {m['mape']:.2f}%, "
-            line += f"within ±10% {m['acc10']:.1%}"
+            line += f"; on the other {len(rest)} blocks: {_scores(metrics['blocks_rest'])}"
         print(line)
         if overhead.startswith(("rescaled", "adjusted")):
             line = f"canao train: whole-model overhead {overhead} measured here"
-            m = metrics["models_cv"]
-            line += f"; each of them predicted without it: MAPE {m['mape']:.2f}%, "
-            line += f"within ±10% {m['acc10']:.1%}"
+            line += f"; each of them predicted without it: {_scores(metrics['models_cv'])}"
             if "models_rest" in metrics:
                 m = metrics["models_rest"]
-                line += f"; on the other {int(m['n'])} models: MAPE {m['mape']:.2f}%, "
-                line += f"within ±10% {m['acc10']:.1%}"
+                line += f"; on the other {int(m['n'])} models: {_scores(m)}"
             print(line)
         elif overhead == "source's":
             print(

@@ -653,9 +653,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         self, measured: np.ndarray, dims: BlockArrays, starts: np.ndarray, blocks: np.ndarray
     ) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
         """(coefficients, cache sizes, leave-one-out residuals) of ``adjust_overhead``: the
-        measured latency,
-        relative, on the rescaled overhead's two columns (all but unpenalised) and the twelve
-        overhead features (penalised: the departures), for each cache pair and penalty."""
+        measured latency, relative, on the rescaled overhead's two columns (all but
+        unpenalised) and the twelve overhead features (penalised: the departures), for each
+        cache pair and penalty."""
         src, rest, b = self._source_overhead()
         layer_mb = weights_mb(dims)
         w = 1.0 / measured

@@ -64,6 +64,12 @@ def residual_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
     return np.c_[pick_design(X, pred_ms), log_activations(X), attn]
 
 
+def _standardised(Z: np.ndarray) -> np.ndarray:
+    """Each column of ``Z`` centred and divided by its standard deviation (a constant one
+    left at zero)."""
+    return (Z - Z.mean(axis=0)) / (Z.std(axis=0) + 1e-12)
+
+
 def transfer_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` rows of ``Z`` (``pick_design`` of the candidates) that cover it: the
     row nearest to each k-means centre (standardised features), each in its own cluster."""
@@ -71,7 +77,7 @@ def transfer_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
     if n >= len(Z):
         return np.arange(len(Z))
-    Zs = (Z - Z.mean(axis=0)) / (Z.std(axis=0) + 1e-12)
+    Zs = _standardised(Z)
     km = KMeans(n, n_init=1, random_state=seed).fit(Zs)
     d2 = ((Zs - km.cluster_centers_[km.labels_]) ** 2).sum(axis=1)
     order = np.lexsort((d2, km.labels_))  # by cluster, nearest to its centre first
@@ -97,7 +103,7 @@ def cover_picks(Z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     too. Whole models measured this way keep the overhead's fit from extrapolating."""
     if n >= len(Z):
         return np.arange(len(Z))
-    Zs = (Z - Z.mean(axis=0)) / (Z.std(axis=0) + 1e-12)
+    Zs = _standardised(Z)
     picked = [int(np.random.default_rng(seed).integers(len(Z)))]
     dist = np.linalg.norm(Zs - Zs[picked[0]], axis=1)
     while len(picked) < n:

@@ -164,6 +164,11 @@ def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blo
     target_ms = 2.0 * source_ms
     kept = error_metrics(target_ms[40:], model.predict_archs(archs[40:], 2))
     before = model.overhead_coef_.copy()
+    cache = model.overhead_cache_mb_
+
+    def restore() -> None:  # the transferred source's overhead, as it was before any fit
+        model.overhead_coef_, model.overhead_cache_mb_ = before, cache
+
     model.rescale_overhead(archs[:5], target_ms[:5], threads=2)
     rescaled = error_metrics(target_ms[40:], model.predict_archs(archs[40:], 2))
     assert rescaled["acc10"] >= 0.95 and rescaled["mape"] < kept["mape"] / 2, (kept, rescaled)
@@ -174,12 +179,12 @@ def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blo
     # a device whose overhead has another shape (a cost per layer token alone): rescaling
     # cannot follow it, adjusting can; transfer_overhead adjusts from 10 models on, not from 9
     other = 2.0 * truth + 4e-2 * layer_tokens
-    model.overhead_coef_ = before
+    restore()
     model.rescale_overhead(archs[:20], other[:20], threads=2)
     rescaled = error_metrics(other[40:], model.predict_archs(archs[40:], 2))
-    model.overhead_coef_ = before
+    restore()
     assert model.transfer_overhead(archs[:9], other[:9], threads=2) == "rescaled"  # too few
-    model.overhead_coef_ = before
+    restore()
     assert model.transfer_overhead(archs[:20], other[:20], threads=2) == "adjusted"
     adjusted_ms = model.predict_archs(archs[40:], 2)
     adjusted = error_metrics(other[40:], adjusted_ms)
@@ -190,11 +195,11 @@ def test_rescaled_overhead_carries_whole_models_to_a_slower_device(synthetic_blo
     # what transfer_overhead chose is adjust_overhead's, by a smaller leave-one-out error
     loo = model.overhead_loo_  # each of the 20 predicted without it: relative residuals
     assert loo.shape == (20,) and np.mean(np.abs(loo) <= 0.1) >= 0.95
-    model.overhead_coef_ = before
+    restore()
     press = model.adjust_overhead(archs[:20], other[:20], threads=2)
     np.testing.assert_allclose(model.predict_archs(archs[40:], 2), adjusted_ms)
     assert press == pytest.approx(np.mean(loo**2))
-    model.overhead_coef_ = before
+    restore()
     assert press < model.rescale_overhead(archs[:20], other[:20], threads=2)
     with pytest.raises(ValueError, match=">= 3"):
         model.rescale_overhead(archs[:2], target_ms[:2], threads=2)
