@@ -59,6 +59,7 @@ from canao.predictors.evaluation import (
     pooled,
     random_split,
     scatter_png,
+    transfer_score,
 )
 from canao.predictors.features import features_from_specs
 from canao.predictors.metrics import LATENCY_BINS_MS, error_metrics
@@ -318,20 +319,6 @@ def adaptive_vs_random(
     ]
 
 
-def _transfer_score(
-    source: LatencyPredictor,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    pick: np.ndarray,
-    helpers: list[Source] | None = None,
-) -> tuple[np.ndarray, dict]:
-    """(the other rows, metrics on them) of ``source`` transferred with the rows ``pick``
-    (and ``helpers``: the target's own tuning records, where it has them)."""
-    rest = np.setdiff1d(np.arange(len(y)), pick)
-    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick], helpers=helpers or [])
-    return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
-
-
 def tuning_records(data: Path, name: str) -> pd.DataFrame | None:
     """A tuned-TVM dataset's own tuning records per block (``canao records`` wrote
     ``<device>/<backend>/tuning/records.parquet``), as ``canao train --records`` reads them;
@@ -405,13 +392,13 @@ def transfer(
             a, m, r, s, w = [], [], [], [], []
             for seed in range(seeds):
                 random_pick = np.random.default_rng(seed).permutation(len(yd))[:n]
-                r.append(_transfer_score(source, Xd, yd, random_pick, records)[1]["acc10"])
+                r.append(transfer_score(source, Xd, yd, random_pick, records)[1]["acc10"])
                 pick = transfer_picks(view, n, seed)
-                rest, e = _transfer_score(source, Xd, yd, pick, records)
+                rest, e = transfer_score(source, Xd, yd, pick, records)
                 a.append(e["acc10"])
                 m.append(e["mape"])
                 if records:
-                    w.append(_transfer_score(source, Xd, yd, pick)[1]["acc10"])
+                    w.append(transfer_score(source, Xd, yd, pick)[1]["acc10"])
                 fresh = (
                     BASELINES["flops-linear"]() if n < 30 else LatencyPredictor(n_estimators=200)
                 )

@@ -17,15 +17,13 @@ Writes ``results/transfer-records.md`` and ``results/transfer-records.png``.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
 import numpy as np
 from transfer_sources import DATASETS, INTEL, short, write_results
 
-from canao.predictors.evaluation import blocks_xy, load_dataset
-from canao.predictors.metrics import error_metrics
+from canao.predictors.evaluation import blocks_xy, load_dataset, transfer_score
 from canao.predictors.predictor import LatencyPredictor
 from canao.predictors.records import read_records, records_sources
 from canao.predictors.transfer import pick_design, transfer_picks
@@ -69,11 +67,7 @@ def main() -> None:
         key = (primary, few, seed)
         if key not in picks:
             picks[key] = transfer_picks(views[primary], few, seed)
-        pick = picks[key]
-        rest = np.setdiff1d(np.arange(len(yd)), pick)
-        model = copy.deepcopy(fitted[primary])
-        model.fit_transfer(Xd.iloc[pick], yd[pick], helpers=helpers)
-        return error_metrics(yd[rest], model.predict(Xd.iloc[rest]))["acc10"]
+        return transfer_score(fitted[primary], Xd, yd, picks[key], helpers)[1]["acc10"]
 
     ways = (
         "alone",

@@ -16,15 +16,13 @@ on all the target's other blocks, averaged over ``--seeds`` k-means seeds. Write
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from canao.predictors.evaluation import blocks_xy, load_dataset
-from canao.predictors.metrics import error_metrics
+from canao.predictors.evaluation import blocks_xy, load_dataset, transfer_score
 from canao.predictors.predictor import LatencyPredictor
 from canao.predictors.transfer import pick_design, transfer_picks
 
@@ -121,11 +119,8 @@ def main() -> None:
             alone, mixed = [], []
             for seed in range(args.seeds):
                 pick = transfer_picks(view, args.few, seed)
-                rest = np.setdiff1d(np.arange(len(yd)), pick)
                 for out, extra in ((alone, []), (mixed, helpers)):
-                    model = copy.deepcopy(fitted[primary])
-                    model.fit_transfer(Xd.iloc[pick], yd[pick], helpers=extra)
-                    out.append(error_metrics(yd[rest], model.predict(Xd.iloc[rest])))
+                    out.append(transfer_score(fitted[primary], Xd, yd, pick, extra)[1])
             a10 = [m["acc10"] for m in alone]
             m10 = [m["acc10"] for m in mixed]
             results[target][primary] = (float(np.mean(a10)), float(np.mean(m10)))

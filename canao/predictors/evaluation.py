@@ -177,6 +177,23 @@ def cross_validated(
     return out
 
 
+def transfer_score(
+    source: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    pick: np.ndarray,
+    helpers: Sequence[Any] = (),
+) -> tuple[np.ndarray, dict[str, float]]:
+    """(the other rows, metrics on them) of ``source`` (a fitted ``LatencyPredictor``, left
+    as it is) transferred, as ``canao train --transfer-from`` does, with the rows ``pick`` of
+    ``X``, ``y`` and ``helpers`` (other sources, as ``fit_transfer`` takes them)."""
+    import copy
+
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick], helpers=helpers)
+    return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
+
+
 #: folds of :func:`cross_validated_transfer` (fewer where there are fewer blocks)
 TRANSFER_CV_FOLDS = 10
 

@@ -9,7 +9,7 @@ import pytest
 from canao.cli import main
 from canao.errors import UsageError
 from canao.predictors.adaptive import select
-from canao.predictors.evaluation import cross_validated_transfer, random_split
+from canao.predictors.evaluation import cross_validated_transfer, random_split, transfer_score
 from canao.predictors.features import DIMS
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
@@ -43,9 +43,11 @@ def test_transfer_from_few_blocks(synthetic_blocks, tmp_path) -> None:
     source = LatencyPredictor(n_estimators=300).fit(X, y)
     raw = error_metrics(target, source.predict(X))
     pick = np.random.default_rng(0).permutation(len(y))[:30]
-    rest = np.setdiff1d(np.arange(len(y)), pick)
+    rest, adapted = transfer_score(source, X, target, pick)  # the benchmarks' score
+    assert len(rest) == len(y) - 30 and not np.isin(rest, pick).any()
+    assert error_metrics(target, source.predict(X)) == raw  # it left the source as it was
     source.fit_transfer(X.iloc[pick], target[pick])
-    adapted = error_metrics(target[rest], source.predict(X.iloc[rest]))
+    assert error_metrics(target[rest], source.predict(X.iloc[rest])) == adapted
     assert raw["acc10"] < 0.1
     assert adapted["acc10"] >= 0.95, adapted
     loaded = LatencyPredictor.load(source.save(tmp_path / "t"))
