@@ -1,7 +1,7 @@
 """Host drift during a measurement campaign, seen in the data itself.
 
-    .venv/bin/python benchmarks/drift.py [--data datasets_latency] [--device D] [--bin 4min]
-        [--backends onnxruntime,eager] [--out DIR]
+    .venv/bin/python benchmarks/drift.py [--data datasets_latency] [--device D] [--threads 2]
+        [--bin 4min] [--backends onnxruntime,eager] [--out DIR]
 
 For each backend, out-of-fold XGBoost predictions (5 folds) of every block row; the median
 ratio measured/predicted over time bins shows whether the host's speed moved while the rows
@@ -32,6 +32,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("datasets_latency"))
     ap.add_argument("--device", default="intel-xeon-amx-2c", help="whose datasets")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="the rows' thread count (the Intel host's datasets: 2; the AMD VMs': 1)",
+    )
     ap.add_argument("--backends", default="onnxruntime,eager")
     ap.add_argument("--bin", default="4min")
     ap.add_argument("--out", type=Path, default=OUT, help="folder for drift.md and drift.png")
@@ -45,7 +51,7 @@ def main() -> None:
     lines = ["# Host drift during the measurement of the shipped blocks", ""]
     fig, (ax, ax_all) = plt.subplots(1, 2, figsize=(13, 4))
     for backend in args.backends.split(","):
-        df = load_rows(args.data, backend, args.device)
+        df = load_rows(args.data, backend, args.device, args.threads)
         X, y = blocks_xy(df)
         blocks = df[df["kind"] == "block"].reset_index(drop=True)
         ratio = pd.Series(
@@ -66,7 +72,9 @@ def main() -> None:
         lines += [f"| {t:%H:%M} | {int(r['size'])} | {r['median']:.3f} |" for t, r in g.iterrows()]
         lines.append("")
         ax.plot(g.index, g["median"], marker="o", label=backend)
-        lines += every_round(args.data / args.device / backend, backend, args.bin, ax_all)
+        lines += every_round(
+            args.data / args.device / backend, backend, args.threads, args.bin, ax_all
+        )
     ax.set_title("each block's latest row", fontsize=9)
     ax.set_ylabel("median measured / out-of-fold predicted")
     ax_all.set_title("every round: row / its key's median over the rounds", fontsize=9)
@@ -80,18 +88,19 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "drift.png", dpi=120)
     lines.append("![drift](drift.png)")
-    lines += ["", *canary_correction(args.data, args.device, args.backends.split(",") + ["tvm"])]
+    backends = [*args.backends.split(","), "tvm"]
+    lines += ["", *canary_correction(args.data, args.device, args.threads, backends)]
     (out / "drift.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def every_round(path: Path, backend: str, bin: str, ax: Any) -> list[str]:
-    """The host's speed over every round of the blocks under ``path``, per time bin: the median
-    of each row's latency over its key's median over all rounds (model-free; damped towards 1
-    where a key has few rounds), and of canao's drift estimate at each row. Nothing where no
-    block was measured twice."""
+def every_round(path: Path, backend: str, threads: int, bin: str, ax: Any) -> list[str]:
+    """The host's speed over every round of the blocks under ``path`` at ``threads``, per time
+    bin: the median of each row's latency over its key's median over all rounds (model-free;
+    damped towards 1 where a key has few rounds), and of canao's drift estimate at each row.
+    Nothing where no block was measured twice."""
     df = read_all_rows(path)
-    df = df[(df["kind"] == "block") & df["error"].isna()]
+    df = df[(df["kind"] == "block") & df["error"].isna() & (df["threads"] == threads)]
     if df.empty or df.groupby(["threads", "key"]).size().max() < 2:
         return []
     df = df.assign(
@@ -127,7 +136,7 @@ def every_round(path: Path, backend: str, bin: str, ax: Any) -> list[str]:
     return lines
 
 
-def canary_correction(data: Path, device: str, backends: list[str]) -> list[str]:
+def canary_correction(data: Path, device: str, threads: int, backends: list[str]) -> list[str]:
     """Held-out accuracy with and without dividing every row by its canary
     (``canao train --drift canary``): 80/20 random split of the blocks, and of the whole models
     on top of a predictor trained on every block, as ``canao train`` reports them."""
@@ -144,7 +153,7 @@ def canary_correction(data: Path, device: str, backends: list[str]) -> list[str]
     ]
     for backend in dict.fromkeys(backends):
         try:
-            df = load_rows(data, backend, device)
+            df = load_rows(data, backend, device, threads)
         except ValueError:
             continue
         has = float(df["canary_ms"].notna().mean())

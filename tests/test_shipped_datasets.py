@@ -112,3 +112,19 @@ def test_load_dataset_reads_a_benchmark_name_as_load_rows_does() -> None:
     for bad in ("intel-xeon-amx-2c/tvm", "intel-xeon-amx-2c/tvm/two", "a/b/2t/median/x"):
         with pytest.raises(DatasetError, match="device/backend/<threads>t"):
             load_dataset(ROOT, bad)
+
+
+def test_the_intel_onnxruntime_rows_at_one_and_two_threads_are_read_apart() -> None:
+    """The 1-thread rows sit in the 2-thread dataset's folder: a reader must pick one count,
+    and each count reads its own keys (the 2,000 blocks and 300 models at 1 thread)."""
+    from canao.predictors.evaluation import DatasetError, load_rows
+
+    with pytest.raises(DatasetError, match="several thread counts"):
+        load_rows(ROOT, "onnxruntime", "intel-xeon-amx-2c")
+    one, two = (load_rows(ROOT, "onnxruntime", "intel-xeon-amx-2c", t) for t in (1, 2))
+    for df, t, blocks in ((one, 1, 2000), (two, 2, 3000)):
+        assert (df["threads"] == t).all() and df["key"].str.endswith(f"|t{t}").all()
+        assert (df["kind"] == "block").sum() == blocks and (df["kind"] == "model").sum() == 300
+    # the same specs: the 1-thread rows are a prefix of the same designs
+    only_one = {k.rsplit("|", 1)[0] for k in one["key"]} - {k.rsplit("|", 1)[0] for k in two["key"]}
+    assert not only_one
