@@ -101,39 +101,36 @@ def every_round(path: Path, backend: str, threads: int, bin: str, ax: Any) -> li
     Nothing where no block was measured twice."""
     df = read_all_rows(path)
     df = df[(df["kind"] == "block") & df["error"].isna() & (df["threads"] == threads)]
-    if df.empty or df.groupby(["threads", "key"]).size().max() < 2:
+    if df.empty or df.groupby("key").size().max() < 2:
         return []
     df = df.assign(
-        raw=df["median_ms"] / df.groupby(["threads", "key"])["median_ms"].transform("median"),
+        raw=df["median_ms"] / df.groupby("key")["median_ms"].transform("median"),
         speed=host_speed(df),
         t=pd.to_datetime(df["timestamp"]),
     )
-    lines = []
-    for threads, d in df.groupby("threads"):
-        bins = d.set_index("t").sort_index()[["raw", "speed"]].resample(bin)
-        med = bins.median()  # empty bins NaN: the drawn line breaks between rounds
-        g = med.assign(rows=bins.size()).dropna()
-        rounds = d["key"].value_counts()
-        lines += [
-            f"### {backend}, {threads} thread(s), every round: {len(d)} rows of {len(rounds)} "
-            f"blocks ({rounds.min()}-{rounds.max()} rounds each), {g.index[0]:%m-%d %H:%M} to "
-            f"{g.index[-1]:%m-%d %H:%M} UTC",
-            "",
-            f"Median row / key median per {bin} bin: {g['raw'].min():.3f} .. "
-            f"{g['raw'].max():.3f}; drift estimate {g['speed'].min():.3f} .. "
-            f"{g['speed'].max():.3f}.",
-            "",
-            "| bin (UTC) | rows | row / key median | drift estimate |",
-            "|---|---:|---:|---:|",
-            *(
-                f"| {t:%m-%d %H:%M} | {int(r['rows'])} | {r['raw']:.3f} | {r['speed']:.3f} |"
-                for t, r in g.iterrows()
-            ),
-            "",
-        ]
-        (curve,) = ax.plot(g.index, g["raw"], marker=".", ls="", label=f"{backend} {threads}t")
-        ax.plot(med.index, med["speed"], color=curve.get_color(), lw=0.8, label="drift estimate")
-    return lines
+    bins = df.set_index("t").sort_index()[["raw", "speed"]].resample(bin)
+    med = bins.median()  # empty bins NaN: the drawn line breaks between rounds
+    g = med.assign(rows=bins.size()).dropna()
+    rounds = df["key"].value_counts()
+    (curve,) = ax.plot(g.index, g["raw"], marker=".", ls="", label=f"{backend} {threads}t")
+    ax.plot(med.index, med["speed"], color=curve.get_color(), lw=0.8, label="drift estimate")
+    return [
+        f"### {backend}, {threads} thread(s), every round: {len(df)} rows of {len(rounds)} "
+        f"blocks ({rounds.min()}-{rounds.max()} rounds each), {g.index[0]:%m-%d %H:%M} to "
+        f"{g.index[-1]:%m-%d %H:%M} UTC",
+        "",
+        f"Median row / key median per {bin} bin: {g['raw'].min():.3f} .. "
+        f"{g['raw'].max():.3f}; drift estimate {g['speed'].min():.3f} .. "
+        f"{g['speed'].max():.3f}.",
+        "",
+        "| bin (UTC) | rows | row / key median | drift estimate |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {t:%m-%d %H:%M} | {int(r['rows'])} | {r['raw']:.3f} | {r['speed']:.3f} |"
+            for t, r in g.iterrows()
+        ),
+        "",
+    ]
 
 
 def canary_correction(data: Path, device: str, threads: int, backends: list[str]) -> list[str]:

@@ -65,8 +65,7 @@ def main() -> None:
         df = load_dataset(args.data, n)
         frames[n], models[n] = blocks_xy(df), model_rows(df)
         if len(models[n][0]) <= K + RANDOM:
-            need = K + RANDOM
-            raise SystemExit(f"{n}: {len(models[n][0])} whole models, needs more than {need}")
+            raise SystemExit(f"{n}: {len(models[n][0])} whole models, needs more than {K + RANDOM}")
         fitted[n] = LatencyPredictor().fit(*frames[n])
         fitted[n].fit_overhead(*models[n])
     cols = ["own predictor", "block sums", "source's overhead"]
