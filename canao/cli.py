@@ -1028,6 +1028,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "remix_terms": model.remix_terms_,
             "pick": args.pick,
             "smooth_residual": model.residual_ is not None,
+            "boosted_residual": model.boosted_ is not None,
             "also_from": [str(h) for h in args.also_from],
             "records": args.records,
             "other_sources_used": len(model.others_),
@@ -1050,6 +1051,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         if helpers:
             form += f" with {others}" if model.others_ else f" ({others} left out by leave-one-out)"
         form += " + smooth residual" if model.residual_ else ""
+        form += " + boosted residual" if model.boosted_ else ""
         line += f"with {len(pick)} blocks ({form})"
         if "blocks_cv" in metrics:
             k = min(TRANSFER_CV_FOLDS, len(pick))

@@ -183,14 +183,15 @@ def transfer_score(
     y: np.ndarray,
     pick: np.ndarray,
     helpers: Sequence[Any] = (),
+    boost: bool | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """(the other rows, metrics on them) of ``source`` (a fitted ``LatencyPredictor``, left
     as it is) transferred, as ``canao train --transfer-from`` does, with the rows ``pick`` of
-    ``X``, ``y`` and ``helpers`` (other sources, as ``fit_transfer`` takes them)."""
+    ``X``, ``y`` and ``helpers`` (other sources) and ``boost`` as ``fit_transfer`` takes them."""
     import copy
 
     rest = np.setdiff1d(np.arange(len(y)), pick)
-    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick], helpers=helpers)
+    model = copy.deepcopy(source).fit_transfer(X.iloc[pick], y[pick], helpers=helpers, boost=boost)
     return rest, error_metrics(y[rest], model.predict(X.iloc[rest]))
 
 

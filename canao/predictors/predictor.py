@@ -49,7 +49,10 @@ from canao.predictors.records import (
     save_table,
 )
 from canao.predictors.transfer import (
+    BOOSTED_PARAMS,
+    MIN_BOOSTED_BLOCKS,
     MIN_RESIDUAL_BLOCKS,
+    BoostedResidual,
     SmoothResidual,
     log_activations,
     residual_design,
@@ -126,6 +129,8 @@ MIN_ADJUST_MODELS = 10
 ADJUST_RIDGES = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e4)
 #: where a transferred predictor keeps the other sources of its remix (a predictor folder each)
 OTHERS_FOLDER = "sources"
+#: where a transferred predictor keeps its boosted residual (XGBoost's own format)
+BOOSTED_FILE = "boosted-residual.ubj"
 #: the descriptive fields of a predictor's meta.json that travel with it as another source
 DESCRIBED = ("device", "backend", "threads", "dataset", "canary_ms", "metrics", "transfer")
 #: what ``meta.json`` says of a tuning-records source (``canao train --records``)
@@ -251,12 +256,15 @@ def _apply_transfer(
     calib: np.ndarray | None,
     residual: SmoothResidual | None = None,
     others_ms: np.ndarray | None = None,
+    boosted: BoostedResidual | None = None,
 ) -> np.ndarray:
     """The transfer's stages in order: remix (of ``src`` and, where the remix has them, the
-    other sources' predictions ``others_ms``), calibration, smooth residual."""
+    other sources' predictions ``others_ms``), calibration, smooth residual, boosted
+    residual."""
     p = src if remix is None else np.maximum(_remix_design(X, src, others_ms) @ remix, 1e-6)
     p = p if calib is None else p * np.exp(_calibration_design(X, p) @ calib)
-    return p if residual is None else p * np.exp(residual(residual_design(X, p)))
+    p = p if residual is None else p * np.exp(residual(residual_design(X, p)))
+    return p if boosted is None else p * np.exp(boosted(X))
 
 
 #: a transfer form (``fit_transfer``): method, with the other sources, the remix's terms
@@ -377,6 +385,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     calibration_: np.ndarray | None
     remix_: np.ndarray | None
     residual_: SmoothResidual | None
+    boosted_: BoostedResidual | None
     #: the other sources whose predictions the remix mixes in (``fit_transfer``'s helpers)
     others_: list[Source]
     #: set by fit_overhead (None when not fitted): coefficients, (layer, model) cache MB
@@ -463,7 +472,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             self.base_coef_ = coef[:-1]
             self.base_intercept_ = float(coef[-1])
         # a refit drops any transfer, and the overhead fitted on the old block predictions
-        self.calibration_ = self.remix_ = self.residual_ = self.overhead_coef_ = None
+        self.calibration_ = self.remix_ = self.residual_ = self.boosted_ = None
+        self.overhead_coef_ = None
         self.others_ = []
         model = self._xgb()
         model.fit(X.to_numpy(dtype=np.float32), np.log(y / self._base_ms(X)))
@@ -488,7 +498,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         dm = xgb.DMatrix(X.to_numpy(dtype=np.float32))
         ms = np.exp(self.booster_.predict(dm)) * self._base_ms(X)
         others = _predict_each(self.others_, X)  # none without a remix (fit_transfer, load)
-        return _apply_transfer(X, ms, self.remix_, self.calibration_, self.residual_, others)
+        return _apply_transfer(
+            X, ms, self.remix_, self.calibration_, self.residual_, others, self.boosted_
+        )
 
     # -- transfer to a new device --------------------------------------------------------------
     def fit_transfer(
@@ -499,6 +511,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         method: str = "auto",
         residual: bool = True,
         helpers: Sequence[Source] = (),
+        boost: bool | None = None,
     ) -> LatencyPredictor:
         """Adapt this (source-device) predictor to a new device from a few measured blocks.
 
@@ -511,7 +524,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         with the sub-operations' bytes alone (``REMIX_TERMS``); ``transfer_method_`` and
         ``remix_terms_`` say which was chosen. Then, with ``residual`` and at least
         ``MIN_RESIDUAL_BLOCKS`` blocks, a smooth correction of what the form leaves
-        (``transfer.SmoothResidual``).
+        (``transfer.SmoothResidual``); after it, a boosted correction of what it leaves
+        (``transfer.BoostedResidual``, ``boosted_``): with ``boost`` None from
+        ``MIN_BOOSTED_BLOCKS`` blocks on, True with the smooth residual, False never.
         ``helpers``: other fitted source predictors, whose predictions a remix may mix in
         beside this one's (``others_``; a new device that sits between known ones): ``auto``
         also weighs each remix form with them against it without them, by the same
@@ -527,7 +542,7 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             raise ValueError(f"method must be one of {', '.join(TRANSFER_METHODS)} or auto")
         for h in helpers:
             h._check_fitted()
-        self.calibration_ = self.remix_ = self.residual_ = None
+        self.calibration_ = self.remix_ = self.residual_ = self.boosted_ = None
         self.others_ = []
         src = self.predict(X)
         others_ms = _predict_each(helpers, X)
@@ -553,6 +568,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
             p = _apply_transfer(X, src, remix, calib, others_ms=others_ms if with_others else None)
             self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
+            if boost or (boost is None and len(y) >= MIN_BOOSTED_BLOCKS):
+                p = p * np.exp(self.residual_(residual_design(X, p)))
+                self.boosted_ = BoostedResidual.fit(X, np.log(y / p))
         return self
 
     # -- whole models --------------------------------------------------------------------------
@@ -727,6 +745,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         for folder in (OTHERS_FOLDER, BASE_RECORDS_FOLDER):  # an overwritten predictor's
             if (path / folder).is_dir():
                 shutil.rmtree(path / folder)
+        (path / BOOSTED_FILE).unlink(missing_ok=True)
+        if self.boosted_ is not None:
+            self.boosted_.save(path / BOOSTED_FILE)
         if self.base == "records":
             save_table(self.base_records_.table, path / BASE_RECORDS_FOLDER)
         others = []  # each other source a folder of its own: a predictor, or a records table
@@ -756,6 +777,9 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
             "calibration": _coef_block(CALIBRATION_FEATURES, self.calibration_),
             "remix": _coef_block(remix_features(len(self.others_)), self.remix_),
             "residual": None if self.residual_ is None else self.residual_.to_dict(),
+            "boosted_residual": None
+            if self.boosted_ is None
+            else {"file": BOOSTED_FILE, "features": "log1p", **BOOSTED_PARAMS},
             "other_sources": others,
             "versions": _versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -854,6 +878,18 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
                 self.residual_ = SmoothResidual.from_dict(meta["residual"])
             except ValueError as e:
                 raise PredictorFileError(f"{meta_path}: transfer {e}") from None
+        self.boosted_ = None
+        boosted = meta.get("boosted_residual")
+        if boosted is not None:
+            # the file's name is fixed: a meta.json edited by hand cannot point elsewhere
+            if not isinstance(boosted, dict) or boosted.get("file") != BOOSTED_FILE:
+                raise PredictorFileError(f"{meta_path}: boosted_residual is malformed")
+            if self.residual_ is None:
+                raise PredictorFileError(f"{meta_path}: a boosted residual without a smooth one")
+            try:
+                self.boosted_ = BoostedResidual.load(path / BOOSTED_FILE)
+            except ValueError as e:
+                raise PredictorFileError(f"{path}: its boosted residual's {e}") from None
         self.meta_ = meta
         return self
 

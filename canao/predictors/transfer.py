@@ -13,17 +13,24 @@ eager and tuned-TVM backends of one host differ by most). It follows what a few 
 cannot (a device's cache boundary, its thread scaling) while its length scales, at least one
 standard deviation of each feature, keep it smooth enough for 50 points. It is stored as plain
 numbers (the points and their weights) and evaluated with NumPy, so a saved predictor holds no
-pickled object."""
+pickled object.
+
+``BoostedResidual`` follows, from ``MIN_BOOSTED_BLOCKS`` blocks on, what the smooth residual
+leaves on them: XGBoost stumps (few, damped) over every block feature, which sees what the smooth
+residual's seven features do not (the FFN and attention widths, the dims' alignments: where a
+new backend's kernels change). It is saved in XGBoost's own format beside the predictor."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from canao.predictors.features import FEATURE_NAMES
 from canao.space import ArchSpec
 
 #: features of the transfer picks (computed by ``pick_design``): the source predictor's view
@@ -39,6 +46,18 @@ PICK_FEATURES = (
 RESIDUAL_FEATURES = (*PICK_FEATURES, "log_activations", "log_attn_elems")
 #: fewer measured blocks than this: no smooth residual (nothing to learn it from)
 MIN_RESIDUAL_BLOCKS = 10
+#: fewer than this: no boosted residual (from 10 or 20 blocks it follows their noise: over seven
+#: source -> target pairs of the shipped datasets it cost 0.8-1.4 points within ±10% from 10
+#: blocks and gained 0.6 from 30, 0.7-0.8 from 50)
+MIN_BOOSTED_BLOCKS = 30
+#: the boosted residual's trees: stumps, few, a slow rate and a strong L2 penalty, so that 30-50
+#: blocks move it only where several of them agree
+BOOSTED_PARAMS: dict[str, Any] = {
+    "n_estimators": 100,
+    "max_depth": 1,
+    "learning_rate": 0.05,
+    "reg_lambda": 5.0,
+}
 
 
 def pick_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
@@ -204,3 +223,49 @@ class SmoothResidual:
         if not shapes_ok or not finite or np.any(out.scale <= 0) or np.any(out.length_scale <= 0):
             raise ValueError("smooth residual is malformed (shapes or values)")
         return out
+
+
+def boosted_design(X: pd.DataFrame) -> np.ndarray:
+    """The boosted residual's features: log1p of every block feature (``FEATURE_NAMES``; none
+    is negative), as float32, XGBoost's own precision."""
+    return np.log1p(X[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)).astype(np.float32)
+
+
+class BoostedResidual:
+    """r(x) = the sum of ``BOOSTED_PARAMS``' stumps over ``boosted_design(x)``, fitted to a log
+    ratio (measured / predicted) of a few blocks."""
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+
+    @classmethod
+    def fit(cls, X: pd.DataFrame, r: np.ndarray, seed: int = 0) -> BoostedResidual:
+        from xgboost import XGBRegressor
+
+        model = XGBRegressor(**BOOSTED_PARAMS, random_state=seed, n_jobs=1, tree_method="hist")
+        return cls(model.fit(boosted_design(X), r).get_booster())
+
+    def __call__(self, X: pd.DataFrame) -> np.ndarray:
+        import xgboost as xgb
+
+        out = self.booster.predict(xgb.DMatrix(boosted_design(X)))
+        return np.asarray(out, dtype=np.float64)
+
+    def save(self, path: Path) -> None:
+        self.booster.save_model(str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> BoostedResidual:
+        """Read ``save``'s file (XGBoost's own format; no code runs); ValueError when it is
+        missing, corrupt or made for other features."""
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        try:
+            booster.load_model(str(path))
+        except xgb.core.XGBoostError as e:
+            msg = str(e).splitlines()[0][:200]
+            raise ValueError(f"{path.name} is missing or corrupt ({msg})") from None
+        if booster.num_features() != len(FEATURE_NAMES):
+            raise ValueError(f"{path.name} has other features than this canao version's")
+        return cls(booster)

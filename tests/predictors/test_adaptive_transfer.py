@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -13,6 +14,7 @@ from canao.predictors.evaluation import cross_validated_transfer, random_split, 
 from canao.predictors.features import DIMS
 from canao.predictors.metrics import error_metrics
 from canao.predictors.predictor import (
+    BOOSTED_FILE,
     CALIBRATION_FEATURES,
     LatencyPredictor,
     PredictorFileError,
@@ -26,6 +28,7 @@ from canao.predictors.records import (
     write_records,
 )
 from canao.predictors.transfer import (
+    MIN_BOOSTED_BLOCKS,
     RESIDUAL_FEATURES,
     SmoothResidual,
     cover_picks,
@@ -124,6 +127,47 @@ def test_smooth_residual_follows_a_cache_boundary(synthetic_blocks, tmp_path) ->
         LatencyPredictor.load(tmp_path / "t")
     few = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
     assert few.fit_transfer(X.iloc[pick[:9]], target[pick[:9]]).residual_ is None  # too few
+
+
+def test_boosted_residual_follows_the_ffn_alignment(synthetic_blocks, tmp_path) -> None:
+    """A backend whose FFN kernels run 25% faster on widths that are a multiple of 8: none of
+    the smooth residual's features sees the alignment, the boosted residual's stumps over every
+    block feature do (from ``MIN_BOOSTED_BLOCKS`` blocks on)."""
+    _, X, y = synthetic_blocks
+    fast = X["ffn_align"].to_numpy() >= 8
+    target = 1.3 * y / np.where(fast, 1.25, 1.0)
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    pick = np.random.default_rng(3).permutation(len(y))[:50]
+    rest = np.setdiff1d(np.arange(len(y)), pick)
+    assert 5 <= fast[pick].sum() <= 45 and fast[rest].any()
+    acc = {}
+    for boost in (False, True):
+        model = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+        model.fit_transfer(X.iloc[pick], target[pick], boost=boost)
+        assert model.residual_ is not None and (model.boosted_ is not None) == boost
+        acc[boost] = error_metrics(target[rest], model.predict(X.iloc[rest]))["acc10"]
+    assert acc[True] >= 0.95 and acc[True] > acc[False] + 0.05, acc
+    path = model.save(tmp_path / "t")
+    loaded = LatencyPredictor.load(path)
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-6)
+    few = LatencyPredictor.load(source.save(tmp_path / "src", overwrite=True))
+    k = MIN_BOOSTED_BLOCKS - 1
+    few.fit_transfer(X.iloc[pick[:k]], target[pick[:k]])
+    assert few.residual_ is not None and few.boosted_ is None  # too few for it, unless asked
+    forced = copy.deepcopy(few).fit_transfer(X.iloc[pick[:k]], target[pick[:k]], boost=True)
+    assert forced.boosted_ is not None
+    few.save(path, overwrite=True)  # an overwritten predictor leaves no stale boosted file
+    assert not (path / BOOSTED_FILE).exists()
+    np.testing.assert_allclose(LatencyPredictor.load(path).predict(X), few.predict(X), rtol=1e-9)
+    model.save(path, overwrite=True)
+    meta = json.loads((path / "meta.json").read_text())
+    (path / BOOSTED_FILE).write_bytes(b"not a model")
+    with pytest.raises(PredictorFileError, match="boosted residual's .* corrupt"):
+        LatencyPredictor.load(path)
+    meta["boosted_residual"]["file"] = "../elsewhere.ubj"  # edited by hand
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorFileError, match="boosted_residual is malformed"):
+        LatencyPredictor.load(path)
 
 
 def test_transfer_follows_the_activations_size(synthetic_blocks, tmp_path) -> None:
@@ -523,10 +567,12 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     meta = json.loads((out / "meta.json").read_text())
     assert meta["device"] == "unit2" and meta["dataset"]["block_rows"] == 12
     assert meta["transfer"]["pick"] == "cover" and meta["transfer"]["smooth_residual"]
+    assert not meta["transfer"]["boosted_residual"]  # 12 blocks: too few for it
     assert meta["residual"]["features"][0] == "log_pred_ms"
     assert meta["metrics"]["blocks_cv"]["n"] == 12  # each of the 12 predicted without it
     out_line = capsys.readouterr().out
     assert "smooth residual" in out_line and "predicted without it (10-fold)" in out_line
+    assert "boosted residual" not in out_line
     also = ["--also-from", str(pred), "--out", str(tmp_path / "mixed")]
     assert main([*argv, "--few", "12", *also]) == 0
     meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())
