@@ -1,7 +1,7 @@
 """The boosted residual of a transfer: with it, without it, from how many blocks.
 
     .venv/bin/python benchmarks/boosted_residual.py [--pairs SRC:DST,...] [--few 10,20,30,50]
-        [--seeds 4]
+        [--seeds 8]
 
 For each source -> target pair of the shipped datasets (read as the drift-corrected medians of
 their rounds), the source predictor (trained on all its blocks) is transferred with the target's
@@ -66,7 +66,7 @@ def main() -> None:
         help="source:target dataset names, ...",
     )
     ap.add_argument("--few", default="10,20,30,50", help="counts of measured blocks")
-    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
