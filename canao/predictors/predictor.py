@@ -55,6 +55,7 @@ from canao.predictors.transfer import (
     BoostedResidual,
     SmoothResidual,
     log_activations,
+    read_booster,
     residual_design,
 )
 from canao.space import SUB_OPS, ArchSpec
@@ -791,8 +792,6 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
     @classmethod
     def load(cls, path: Path, backend: str | None = None) -> LatencyPredictor:
         """Load a saved predictor; refuses a wrong format, feature schema or backend."""
-        import xgboost as xgb
-
         path = Path(path)
         meta_path = path / "meta.json"
         if not meta_path.is_file():
@@ -822,13 +821,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         if params.get("base", "nnls") not in BASES:
             raise PredictorFileError(f"{meta_path}: unknown base {params['base']!r}")
         self = cls(**params)
-        booster = xgb.Booster()
         try:
-            booster.load_model(str(path / "model.ubj"))
-        except xgb.core.XGBoostError as e:
-            msg = str(e).splitlines()[0][:200]
-            raise PredictorFileError(f"{path / 'model.ubj'}: corrupt ({msg})") from None
-        self.booster_ = booster
+            self.booster_ = read_booster(path / "model.ubj")
+        except ValueError as e:
+            raise PredictorFileError(f"{path / 'model.ubj'}: corrupt ({e})") from None
         self.n_features_in_ = len(FEATURE_NAMES)
         self.feature_names_in_ = np.asarray(FEATURE_NAMES, dtype=object)
         if self.base != "none":

@@ -46,9 +46,10 @@ PICK_FEATURES = (
 RESIDUAL_FEATURES = (*PICK_FEATURES, "log_activations", "log_attn_elems")
 #: fewer measured blocks than this: no smooth residual (nothing to learn it from)
 MIN_RESIDUAL_BLOCKS = 10
-#: fewer than this: no boosted residual (from 10 or 20 blocks it follows their noise: over seven
-#: source -> target pairs of the shipped datasets it cost 0.8-1.4 points within ±10% from 10
-#: blocks and gained 0.6 from 30, 0.7-0.8 from 50)
+#: fewer than this: no boosted residual (from 10 blocks it follows their noise:
+#: ``benchmarks/boosted_residual.py``, seven source -> target pairs of the shipped datasets,
+#: reads -0.6 points within ±10% on their mean from 10 blocks, +0.1 from 20, +0.5 from 30 and
+#: +0.8 from 50)
 MIN_BOOSTED_BLOCKS = 30
 #: the boosted residual's trees: stumps, few, a slow rate and a strong L2 penalty, so that 30-50
 #: blocks move it only where several of them agree
@@ -225,6 +226,19 @@ class SmoothResidual:
         return out
 
 
+def read_booster(path: Path) -> Any:
+    """An XGBoost model file read as data (no code runs); ValueError with the first line of
+    XGBoost's message when it is missing or corrupt."""
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(path))
+    except xgb.core.XGBoostError as e:
+        raise ValueError(str(e).splitlines()[0][:200]) from None
+    return booster
+
+
 def boosted_design(X: pd.DataFrame) -> np.ndarray:
     """The boosted residual's features: log1p of every block feature (``FEATURE_NAMES``; none
     is negative), as float32, XGBoost's own precision."""
@@ -258,14 +272,10 @@ class BoostedResidual:
     def load(cls, path: Path) -> BoostedResidual:
         """Read ``save``'s file (XGBoost's own format; no code runs); ValueError when it is
         missing, corrupt or made for other features."""
-        import xgboost as xgb
-
-        booster = xgb.Booster()
         try:
-            booster.load_model(str(path))
-        except xgb.core.XGBoostError as e:
-            msg = str(e).splitlines()[0][:200]
-            raise ValueError(f"{path.name} is missing or corrupt ({msg})") from None
+            booster = read_booster(path)
+        except ValueError as e:
+            raise ValueError(f"{path.name} is missing or corrupt ({e})") from None
         if booster.num_features() != len(FEATURE_NAMES):
             raise ValueError(f"{path.name} has other features than this canao version's")
         return cls(booster)
