@@ -871,6 +871,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} already holds a predictor (use --overwrite)")
     if args.transfer_from and args.few < 3:
         raise UsageError("--few must be >= 3 (a transfer fits a few coefficients)")
+    if args.boosted_residual != "auto" and not args.transfer_from:
+        raise UsageError("--boosted-residual goes with --transfer-from")
     if args.tune_metric and not args.tune:
         raise UsageError("--tune-metric applies to --tune")
     df = _load_training_rows(args)
@@ -987,10 +989,16 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
     from canao.predictors.metrics import error_metrics
     from canao.predictors.predictor import BYTES_TERMS, MIN_RESCALE_MODELS
     from canao.predictors.records import records_sources
-    from canao.predictors.transfer import pick_design, transfer_picks
+    from canao.predictors.transfer import MIN_RESIDUAL_BLOCKS, pick_design, transfer_picks
 
     if args.few_models < 0:
         raise UsageError("--few-models must be >= 0")
+    boost = {"auto": None, "on": True, "off": False}[args.boosted_residual]
+    if boost and min(args.few, len(y)) < MIN_RESIDUAL_BLOCKS:
+        raise UsageError(
+            f"--boosted-residual on needs at least {MIN_RESIDUAL_BLOCKS} blocks (it follows the "
+            f"smooth residual, which needs them); --data has {len(y)}, --few is {args.few}"
+        )
     model = _load_predictor(args.transfer_from)
     helpers = [_load_predictor(h) for h in args.also_from]
     if args.records:
@@ -1001,10 +1009,10 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
         pick = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.few])
     rest = np.setdiff1d(np.arange(len(y)), pick)
     metrics: dict[str, Any] = {}
-    cv = cross_validated_transfer(model, X.iloc[pick], y[pick], helpers=helpers)
+    cv = cross_validated_transfer(model, X.iloc[pick], y[pick], helpers=helpers, boost=boost)
     if cv is not None:
         metrics["blocks_cv"] = cv
-    model.fit_transfer(X.iloc[pick], y[pick], helpers=helpers)
+    model.fit_transfer(X.iloc[pick], y[pick], helpers=helpers, boost=boost)
     if len(rest):
         metrics["blocks_rest"] = error_metrics(y[rest], model.predict(X.iloc[rest]))
     overhead = _transfer_overhead(args, model, df, metrics)
@@ -1029,6 +1037,7 @@ def _train_transfer(args: argparse.Namespace, df: Any, X: Any, y: Any, out: Path
             "pick": args.pick,
             "smooth_residual": model.residual_ is not None,
             "boosted_residual": model.boosted_ is not None,
+            "boosted_residual_option": args.boosted_residual,
             "also_from": [str(h) for h in args.also_from],
             "records": args.records,
             "other_sources_used": len(model.others_),
@@ -1512,6 +1521,16 @@ def build_parser() -> argparse.ArgumentParser:
         "remix as two more sources",
     )
     p.add_argument("--few", type=int, default=50, help="blocks used for --transfer-from")
+    p.add_argument(
+        "--boosted-residual",
+        choices=("auto", "on", "off"),
+        default="auto",
+        # 30 and 10: transfer.MIN_BOOSTED_BLOCKS and MIN_RESIDUAL_BLOCKS (a test twins them)
+        help="with --transfer-from: the boosted residual after the smooth one (stumps over "
+        "every block feature): auto adds it from 30 blocks on (where "
+        "benchmarks/boosted_residual.py finds it helps), on from 10 (the smooth residual's "
+        "minimum), off never (default: auto)",
+    )
     p.add_argument(
         "--few-models",
         type=int,

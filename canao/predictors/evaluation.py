@@ -205,13 +205,14 @@ def cross_validated_transfer(
     y: np.ndarray,
     folds: int = TRANSFER_CV_FOLDS,
     helpers: Sequence[Any] = (),
+    boost: bool | None = None,
 ) -> dict[str, float] | None:
     """How well a transfer from ``source`` (a fitted ``LatencyPredictor``) to the device of the
     blocks ``X``, ``y`` predicts blocks it has not seen: each block predicted by a transfer
     fitted, as ``fit_transfer`` does, on the other folds' blocks (``folds``-fold). None below
     5 blocks (a fold's transfer needs at least 3). It is what the few blocks can say about
-    the transfer's error before any other block is measured. ``helpers``: other sources, as
-    ``fit_transfer`` takes them."""
+    the transfer's error before any other block is measured. ``helpers`` (other sources) and
+    ``boost`` as ``fit_transfer`` takes them."""
     import copy
 
     if len(y) < 5:
@@ -219,7 +220,7 @@ def cross_validated_transfer(
 
     class _Transfer:
         def fit(self, Xt: pd.DataFrame, yt: np.ndarray) -> Any:
-            return copy.deepcopy(source).fit_transfer(Xt, yt, helpers=helpers)
+            return copy.deepcopy(source).fit_transfer(Xt, yt, helpers=helpers, boost=boost)
 
     return cross_validated(X, y, _Transfer, min(folds, len(y)), seeds=(0,))[0]
 

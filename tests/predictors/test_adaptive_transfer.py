@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import shutil
@@ -7,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from canao.cli import main
+from canao.cli import build_parser, main
 from canao.errors import UsageError
 from canao.predictors.adaptive import select
 from canao.predictors.evaluation import cross_validated_transfer, random_split, transfer_score
@@ -29,6 +30,7 @@ from canao.predictors.records import (
 )
 from canao.predictors.transfer import (
     MIN_BOOSTED_BLOCKS,
+    MIN_RESIDUAL_BLOCKS,
     RESIDUAL_FEATURES,
     SmoothResidual,
     cover_picks,
@@ -573,6 +575,22 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     out_line = capsys.readouterr().out
     assert "smooth residual" in out_line and "predicted without it (10-fold)" in out_line
     assert "boosted residual" not in out_line
+    # asked for, it follows the smooth residual from 10 blocks on; never without a transfer
+    boosted = ["--few", "12", "--boosted-residual", "on", "--out", str(tmp_path / "boosted")]
+    assert main([*argv, *boosted]) == 0
+    meta = json.loads((tmp_path / "boosted" / "meta.json").read_text())
+    assert meta["transfer"]["boosted_residual"] and meta["boosted_residual"] is not None
+    assert meta["transfer"]["boosted_residual_option"] == "on"
+    assert "+ boosted residual" in capsys.readouterr().out
+    assert main([*argv, *boosted, "--overwrite", "--few", "9"]) == 2
+    assert "--boosted-residual on needs at least 10 blocks" in capsys.readouterr().err
+    plain = ["train", "--data", str(new_data), "--backend", "eager", "--out", str(out)]
+    assert main([*plain, "--boosted-residual", "off", "--overwrite"]) == 2
+    assert "--boosted-residual goes with --transfer-from" in capsys.readouterr().err
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices["train"]._actions if a.dest == "boosted_residual")
+    assert f"from {MIN_BOOSTED_BLOCKS} blocks on" in str(action.help)  # the twinned thresholds
+    assert f"on from {MIN_RESIDUAL_BLOCKS} " in str(action.help)
     also = ["--also-from", str(pred), "--out", str(tmp_path / "mixed")]
     assert main([*argv, "--few", "12", *also]) == 0
     meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())
