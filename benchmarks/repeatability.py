@@ -23,8 +23,8 @@ the noise floor at the scale of a campaign, minutes to hours apart; with 4 round
 also splits each key's rounds into two halves, reads each half as ``canao train --combine
 {latest,median}`` would and compares the halves: how well the latency that predictors are
 fitted to and scored on repeats. Writes
-benchmarks/results/repeatability-<device>-<backend>-stored.md (``--kind model``: the whole
-models' rounds, ...-stored-models.md).
+benchmarks/results/repeatability-<device>-<backend>-stored.md, or with ``--threads 1``
+...-<backend>-1t-stored.md (``--kind model``: the whole models' rounds, ...-stored-models.md).
 """
 
 from __future__ import annotations
@@ -261,8 +261,10 @@ def main_stored(args: argparse.Namespace, threads: list[int]) -> None:
                 for e in drift_exponents(per_key).itertuples()
             ),
         ]
+    # the thread counts chosen in the name: a device's 1- and 2-thread rounds are two reports
+    at = f"-{args.threads.replace(',', '-')}t" if args.threads else ""
     suffix = "-models" if args.kind == "model" else ""
-    path = OUT / f"repeatability-{device}-{args.backend}-stored{suffix}.md"
+    path = OUT / f"repeatability-{device}-{args.backend}{at}-stored{suffix}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
