@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,15 @@ os.environ["CANAO_CACHE_DIR"] = tempfile.mkdtemp(prefix="canao-test-cache-")
 from canao.predictors.features import features_from_specs  # noqa: E402
 from canao.profiling.samplers import BlockSpace, block_samples  # noqa: E402
 from canao.space import ArchSpec, BlockSpec, LayerSpec  # noqa: E402
+
+
+def cli_option(command: str, dest: str) -> argparse.Action:
+    """The option ``dest`` of ``canao COMMAND``, as the CLI's parser declares it (for the tests
+    that twin its literal choices or help with the constants they stand for)."""
+    from canao.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return next(a for a in sub.choices[command]._actions if a.dest == dest)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import shutil
@@ -8,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from canao.cli import build_parser, main
+from canao.cli import main
 from canao.errors import UsageError
 from canao.predictors.adaptive import select
 from canao.predictors.evaluation import cross_validated_transfer, random_split, transfer_score
@@ -38,7 +37,7 @@ from canao.predictors.transfer import (
     transfer_picks,
 )
 from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
-from tests.conftest import synthetic_ms
+from tests.conftest import cli_option, synthetic_ms
 
 
 def test_transfer_from_few_blocks(synthetic_blocks, tmp_path) -> None:
@@ -587,10 +586,9 @@ def test_cli_profiles_the_covering_blocks_and_transfers(tmp_path, capsys) -> Non
     plain = ["train", "--data", str(new_data), "--backend", "eager", "--out", str(out)]
     assert main([*plain, "--boosted-residual", "off", "--overwrite"]) == 2
     assert "--boosted-residual goes with --transfer-from" in capsys.readouterr().err
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    action = next(a for a in sub.choices["train"]._actions if a.dest == "boosted_residual")
-    assert f"from {MIN_BOOSTED_BLOCKS} blocks on" in str(action.help)  # the twinned thresholds
-    assert f"on from {MIN_RESIDUAL_BLOCKS} " in str(action.help)
+    help_text = str(cli_option("train", "boosted_residual").help)
+    assert f"from {MIN_BOOSTED_BLOCKS} blocks on" in help_text  # the twinned thresholds
+    assert f"on from {MIN_RESIDUAL_BLOCKS} " in help_text
     also = ["--also-from", str(pred), "--out", str(tmp_path / "mixed")]
     assert main([*argv, "--few", "12", *also]) == 0
     meta = json.loads((tmp_path / "mixed" / "meta.json").read_text())

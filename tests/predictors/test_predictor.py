@@ -22,7 +22,7 @@ from canao.predictors.predictor import (
     overhead_features,
 )
 from canao.profiling.samplers import ModelSpace, random_archs
-from tests.conftest import synthetic_ms
+from tests.conftest import cli_option, synthetic_ms
 
 
 def test_metrics_by_hand() -> None:
@@ -283,11 +283,6 @@ def test_tune_tries_the_defaults_first_so_never_picks_worse(synthetic_blocks) ->
 def test_cli_tune_metric_choices_are_the_tuners() -> None:
     """`canao train --tune-metric` offers exactly the metrics `tune` minimises (the CLI keeps a
     literal twin so that start-up does not import XGBoost)."""
-    import argparse
-
-    from canao.cli import build_parser
     from canao.predictors.tuning import METRICS
 
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    action = next(a for a in sub.choices["train"]._actions if a.dest == "tune_metric")
-    assert tuple(action.choices) == METRICS
+    assert tuple(cli_option("train", "tune_metric").choices) == METRICS

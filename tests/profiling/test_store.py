@@ -404,12 +404,8 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
 
 def test_cli_combine_choices_are_the_stores() -> None:
     """`canao train|evaluate --combine` offers exactly the store's combine modes."""
-    import argparse
-
-    from canao.cli import build_parser
     from canao.profiling.store import COMBINE
+    from tests.conftest import cli_option
 
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command in ("train", "evaluate"):
-        combine = next(a for a in sub.choices[command]._actions if a.dest == "combine")
-        assert tuple(combine.choices) == tuple(COMBINE)
+        assert tuple(cli_option(command, "combine").choices) == tuple(COMBINE)
