@@ -162,7 +162,8 @@ def _as_frame(X: Any) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=list(FEATURE_NAMES))
 
 
-#: features of the transfer calibration (intercept first; all in log space, centred)
+#: features of the transfer calibration (intercept first; all in log space, centred; the last
+#: a hinge on the attention scores' size, zero up to ``CALIBRATION_KNEE``)
 CALIBRATION_FEATURES = (
     "one",
     "log_source_ms",
@@ -170,7 +171,14 @@ CALIBRATION_FEATURES = (
     "log_intensity",
     "log_tokens",
     "log_activations",
+    "log_attn_over_knee",
 )
+#: the hinge's knee, log of the attention scores' elements (e^13.5: about 3 MB of fp32 scores):
+#: one backend's ratio to another's can turn where the scores outgrow a cache, as eager
+#: PyTorch's to ONNX Runtime's on the Intel host rises again past it. Fixed, by
+#: ``benchmarks/calibration_knee.py``: a knee chosen per transfer, by leave-one-out on its 50
+#: blocks, followed their noise
+CALIBRATION_KNEE = 13.5
 
 
 def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
@@ -181,6 +189,7 @@ def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
         np.log(X["intensity"].to_numpy()) - 3.0,
         np.log(X["tokens"].to_numpy()) - 5.0,
         log_activations(X) - 10.0,
+        np.maximum(np.log(X["attn_elems"].to_numpy(dtype=np.float64)) - CALIBRATION_KNEE, 0.0),
     ]
     return np.stack(cols, axis=1)
 

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+import canao.predictors.predictor as predictor_module
 from canao.cli import main
 from canao.errors import UsageError
 from canao.predictors.adaptive import select
@@ -34,6 +35,7 @@ from canao.predictors.transfer import (
     SmoothResidual,
     cover_picks,
     model_pick_design,
+    pick_design,
     transfer_picks,
 )
 from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
@@ -195,6 +197,33 @@ def test_transfer_follows_the_activations_size(synthetic_blocks, tmp_path) -> No
         (path / "meta.json").write_text(json.dumps(meta))
         with pytest.raises(PredictorFileError, match="transfer calibration is malformed"):
             LatencyPredictor.load(path)
+
+
+def test_calibration_turns_where_the_attention_scores_outgrow_a_cache(
+    synthetic_blocks, monkeypatch
+) -> None:
+    """A backend whose ratio to the source rises past the calibration's knee of the attention
+    scores' size (as Intel eager's to ONNX Runtime's): the ridge calibration alone, from 50
+    covering blocks, follows it with its hinge; without the hinge (its knee out of reach),
+    the largest-score blocks stay low."""
+    _, X, y = synthetic_blocks
+    shipped = predictor_module.CALIBRATION_KNEE
+    over = np.log(X["attn_elems"].to_numpy()) - shipped
+    target = 1.2 * y * np.exp(0.3 * np.maximum(over, 0.0))
+    source = LatencyPredictor(n_estimators=300).fit(X, y)
+    pick = transfer_picks(pick_design(X, source.predict(X)), 50, 1)
+    big = np.setdiff1d(np.flatnonzero(over > 0), pick)
+    assert len(big) >= 15
+    acc = {}
+    for knee in (shipped, np.inf):
+        monkeypatch.setattr(predictor_module, "CALIBRATION_KNEE", knee)
+        model = copy.deepcopy(source).fit_transfer(
+            X.iloc[pick], target[pick], method="ridge", residual=False
+        )
+        assert model.calibration_ is not None
+        acc[knee] = error_metrics(target[big], model.predict(X.iloc[big]))["acc10"]
+    assert model.calibration_[-1] == 0.0  # the hinge's column is zero below an infinite knee
+    assert acc[shipped] >= 0.9 > 0.8 > acc[np.inf], acc
 
 
 def test_transfer_reads_a_device_between_known_ones(synthetic_blocks, tmp_path) -> None:
