@@ -162,8 +162,15 @@ def _as_frame(X: Any) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=list(FEATURE_NAMES))
 
 
+#: the knee of the transfer calibration's hinge, log of the attention scores' elements (e^13.5:
+#: about 3 MB of fp32 scores): one backend's ratio to another's can turn where the scores
+#: outgrow a cache, as eager PyTorch's to ONNX Runtime's on the Intel host rises again past
+#: it. Fixed, by ``benchmarks/calibration_knee.py``: a knee chosen per transfer, by
+#: leave-one-out on its 50 blocks, followed their noise
+CALIBRATION_KNEE = 13.5
 #: features of the transfer calibration (intercept first; all in log space, centred; the last
-#: a hinge on the attention scores' size, zero up to ``CALIBRATION_KNEE``)
+#: the hinge, zero up to the knee, whose value its name holds: a saved transfer with another
+#: knee is refused)
 CALIBRATION_FEATURES = (
     "one",
     "log_source_ms",
@@ -171,14 +178,8 @@ CALIBRATION_FEATURES = (
     "log_intensity",
     "log_tokens",
     "log_activations",
-    "log_attn_over_knee",
+    f"log_attn_over_{CALIBRATION_KNEE}",
 )
-#: the hinge's knee, log of the attention scores' elements (e^13.5: about 3 MB of fp32 scores):
-#: one backend's ratio to another's can turn where the scores outgrow a cache, as eager
-#: PyTorch's to ONNX Runtime's on the Intel host rises again past it. Fixed, by
-#: ``benchmarks/calibration_knee.py``: a knee chosen per transfer, by leave-one-out on its 50
-#: blocks, followed their noise
-CALIBRATION_KNEE = 13.5
 
 
 def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:

@@ -188,10 +188,12 @@ def test_transfer_follows_the_activations_size(synthetic_blocks, tmp_path) -> No
     assert error_metrics(target[rest], source.predict(X.iloc[rest]))["acc10"] >= 0.95
     path = source.save(tmp_path / "t")
     meta = json.loads((path / "meta.json").read_text())
-    meta["calibration"]["features"] = meta["calibration"]["features"][:-1]  # an older canao's
-    (path / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(PredictorFileError, match="calibration has other features.*again"):
-        LatencyPredictor.load(path)
+    names = meta["calibration"]["features"]
+    for other in (names[:-1], [*names[:-1], "log_attn_over_14.0"]):  # older canaos', other knee
+        meta["calibration"]["features"] = other
+        (path / "meta.json").write_text(json.dumps(meta))
+        with pytest.raises(PredictorFileError, match="calibration has other features.*again"):
+            LatencyPredictor.load(path)
     for broken in ("oops", {"features": list(CALIBRATION_FEATURES)}):  # edited by hand
         meta["calibration"] = broken
         (path / "meta.json").write_text(json.dumps(meta))
