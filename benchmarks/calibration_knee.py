@@ -53,7 +53,7 @@ def main() -> None:
     except ValueError:
         ap.error("--knees: numbers (log elements) or none, comma-separated")
     start = time.time()
-    records = list(records_sources(read_records(args.records), {"table": str(args.records)}))
+    records = records_sources(read_records(args.records), {"table": str(args.records)})
     pairs = [(s, t, []) for s, t in PAIRS] + [(ORT, TVM, records)]
     names = list(dict.fromkeys(n for s, t, _ in pairs for n in (s, t)))
     frames = {n: blocks_xy(load_dataset(args.data, n)) for n in names}

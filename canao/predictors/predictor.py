@@ -55,6 +55,7 @@ from canao.predictors.transfer import (
     BoostedResidual,
     SmoothResidual,
     log_activations,
+    log_attn_elems,
     read_booster,
     residual_design,
 )
@@ -190,7 +191,7 @@ def _calibration_design(X: pd.DataFrame, source_ms: np.ndarray) -> np.ndarray:
         np.log(X["intensity"].to_numpy()) - 3.0,
         np.log(X["tokens"].to_numpy()) - 5.0,
         log_activations(X) - 10.0,
-        np.maximum(np.log(X["attn_elems"].to_numpy(dtype=np.float64)) - CALIBRATION_KNEE, 0.0),
+        np.maximum(log_attn_elems(X) - CALIBRATION_KNEE, 0.0),
     ]
     return np.stack(cols, axis=1)
 

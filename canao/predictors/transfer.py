@@ -78,10 +78,14 @@ def log_activations(X: pd.DataFrame) -> np.ndarray:
     return np.log(X["tokens"].to_numpy(dtype=np.float64) * X["hidden"].to_numpy(dtype=np.float64))
 
 
+def log_attn_elems(X: pd.DataFrame) -> np.ndarray:
+    """log of a block's attention score elements (batch x heads x seq_len²)."""
+    return np.log(X["attn_elems"].to_numpy(dtype=np.float64))
+
+
 def residual_design(X: pd.DataFrame, pred_ms: np.ndarray) -> np.ndarray:
     """One row of ``RESIDUAL_FEATURES`` per block."""
-    attn = np.log(X["attn_elems"].to_numpy(dtype=np.float64))
-    return np.c_[pick_design(X, pred_ms), log_activations(X), attn]
+    return np.c_[pick_design(X, pred_ms), log_activations(X), log_attn_elems(X)]
 
 
 def _standardised(Z: np.ndarray) -> np.ndarray:
