@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from transfer_sources import INTEL, label, write_results
+from transfer_sources import INTEL, Transfers, label, write_results
 
-from canao.predictors.evaluation import blocks_xy, load_dataset, transfer_score
-from canao.predictors.predictor import LatencyPredictor
-from canao.predictors.transfer import MIN_BOOSTED_BLOCKS, pick_design, transfer_picks
+from canao.predictors.transfer import MIN_BOOSTED_BLOCKS
 
 ZEN5 = "amd-epyc-avx512-2c/onnxruntime/1t/drift-median"
 ZEN4 = "amd-epyc-avx512-2c-f25m17/onnxruntime/1t/drift-median"
@@ -74,9 +72,7 @@ def main() -> None:
         ap.error("--pairs: source:target, ...")
     counts = [int(n) for n in args.few.split(",")]
     start = time.time()
-    names = list(dict.fromkeys(n for p in pairs for n in p))
-    frames = {n: blocks_xy(load_dataset(args.data, n)) for n in names}
-    fitted = {n: LatencyPredictor().fit(*frames[n]) for n in {s for s, _ in pairs}}
+    bench = Transfers(args.data, (n for p in pairs for n in p), (s for s, _ in pairs))
     ways = list(WAYS)
     lines = [
         "# The boosted residual of a transfer",
@@ -93,15 +89,11 @@ def main() -> None:
     ]
     gains: dict[tuple[str, str], list[float]] = {}
     for src, dst in pairs:
-        Xd, yd = frames[dst]
-        view = pick_design(Xd, fitted[src].predict(Xd))
         for n in counts:
             acc: dict[str, list[float]] = {w: [] for w in ways}
             for seed in range(args.seeds):
-                pick = transfer_picks(view, n, seed)
                 for w, boost in WAYS.items():
-                    _, e = transfer_score(fitted[src], Xd, yd, pick, boost=boost)
-                    acc[w].append(e["acc10"])
+                    acc[w].append(bench.score(src, dst, n, seed, boost=boost)["acc10"])
             mean = {w: float(np.mean(v)) for w, v in acc.items()}
             gain = 100 * (mean[ways[1]] - mean[ways[0]])
             gains.setdefault((src, dst), []).append(gain)

@@ -20,13 +20,10 @@ import time
 import numpy as np
 from boosted_residual import ORT, PAIRS, short
 from transfer_records import RECORDS
-from transfer_sources import INTEL, label, write_results
+from transfer_sources import INTEL, Transfers, label, write_results
 
 import canao.predictors.predictor as predictor
-from canao.predictors.evaluation import blocks_xy, load_dataset, transfer_score
-from canao.predictors.predictor import LatencyPredictor
 from canao.predictors.records import read_records, records_sources
-from canao.predictors.transfer import pick_design, transfer_picks
 
 TVM = f"{INTEL}/tvm/2t/drift-median"
 
@@ -55,19 +52,17 @@ def main() -> None:
     start = time.time()
     records = records_sources(read_records(args.records), {"table": str(args.records)})
     pairs = [(s, t, []) for s, t in PAIRS] + [(ORT, TVM, records)]
-    names = list(dict.fromkeys(n for s, t, _ in pairs for n in (s, t)))
-    frames = {n: blocks_xy(load_dataset(args.data, n)) for n in names}
-    fitted = {s: LatencyPredictor().fit(*frames[s]) for s, _, _ in pairs}
+    names = [n for s, t, _ in pairs for n in (s, t)]
+    bench = Transfers(args.data, names, (s for s, _, _ in pairs))
     acc = np.zeros((len(pairs), len(knees)))
     shipped = predictor.CALIBRATION_KNEE
     try:
         for i, (src, dst, helpers) in enumerate(pairs):
-            Xd, yd = frames[dst]
-            view = pick_design(Xd, fitted[src].predict(Xd))
-            picks = [transfer_picks(view, args.few, seed) for seed in range(args.seeds)]
             for j, knee in enumerate(knees.values()):
                 predictor.CALIBRATION_KNEE = knee  # read by the calibration at each fit
-                scores = [transfer_score(fitted[src], Xd, yd, p, helpers)[1] for p in picks]
+                scores = [
+                    bench.score(src, dst, args.few, seed, helpers) for seed in range(args.seeds)
+                ]
                 acc[i, j] = np.mean([e["acc10"] for e in scores])
             print(short(src), "->", short(dst), np.round(100 * acc[i], 1), flush=True)
     finally:

@@ -21,12 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from transfer_sources import DATASETS, INTEL, short, write_results
+from transfer_sources import DATASETS, INTEL, Transfers, short, write_results
 
-from canao.predictors.evaluation import blocks_xy, load_dataset, transfer_score
-from canao.predictors.predictor import LatencyPredictor
 from canao.predictors.records import read_records, records_sources
-from canao.predictors.transfer import pick_design, transfer_picks
 
 #: the Intel host's tuned-TVM blocks, and every other median-read dataset as a source
 TARGET = f"{INTEL}/tvm/2t/drift-median"
@@ -51,23 +48,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     start = time.time()
-    Xd, yd = blocks_xy(load_dataset(args.data, TARGET))
+    bench = Transfers(args.data, [TARGET, *SOURCES], SOURCES)
+    Xd, yd = bench.frames[TARGET]
     records = records_sources(read_records(args.records), {"table": str(args.records)})
     own = records_sources(read_records(args.own), {"table": str(args.own)})
     one_scale = []
     for table in (own, records):  # the summed times alone, at one scale fitted to all blocks
         ratio = np.log(yd / (table[0].predict(Xd) + table[1].predict(Xd)))
         one_scale.append(float(np.mean(np.abs(np.exp(ratio - np.median(ratio)) - 1) <= 0.1)))
-    fitted = {n: LatencyPredictor().fit(*blocks_xy(load_dataset(args.data, n))) for n in SOURCES}
-
-    views = {n: pick_design(Xd, fitted[n].predict(Xd)) for n in SOURCES}
-    picks: dict[tuple[str, int, int], np.ndarray] = {}  # every way scores the same picks
 
     def score(primary: str, few: int, seed: int, helpers: list) -> float:
-        key = (primary, few, seed)
-        if key not in picks:
-            picks[key] = transfer_picks(views[primary], few, seed)
-        return transfer_score(fitted[primary], Xd, yd, picks[key], helpers)[1]["acc10"]
+        return bench.score(primary, TARGET, few, seed, helpers)["acc10"]
 
     ways = (
         "alone",
@@ -97,7 +88,7 @@ def main() -> None:
     ]
     results: dict[str, list[float]] = {}
     for primary in SOURCES:
-        others = [fitted[n] for n in SOURCES if n != primary]
+        others = [bench.fitted[n] for n in SOURCES if n != primary]
         by_way: list[list[float]] = [[], [], [], []]
         for seed in range(args.seeds):
             for i, helpers in enumerate(([], own, records, [*others, *records])):

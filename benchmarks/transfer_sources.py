@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,46 @@ def write_results(fig: Any, lines: list[str], out: Path, stem: str) -> None:
     print(f"written to {out / f'{stem}.md'}")
 
 
+class Transfers:
+    """What the transfer benchmarks share, each computed once: the datasets ``names`` read
+    (``blocks_xy`` of ``load_dataset``), a predictor fitted on all the blocks of each of
+    ``sources``, and the covering blocks a transfer from a source to a target measures per
+    k-means seed (``transfer_picks`` of the source's view, as ``canao profile --transfer-from``
+    picks them)."""
+
+    def __init__(self, data: Path, names: Iterable[str], sources: Iterable[str]) -> None:
+        self.frames = {n: blocks_xy(load_dataset(data, n)) for n in dict.fromkeys(names)}
+        self.fitted = {n: LatencyPredictor().fit(*self.frames[n]) for n in dict.fromkeys(sources)}
+        self._views: dict[tuple[str, str], np.ndarray] = {}
+        self._picks: dict[tuple[str, str, int, int], np.ndarray] = {}
+
+    def pick(self, source: str, target: str, few: int, seed: int) -> np.ndarray:
+        """The target's ``few`` covering blocks (row indices) from the source's view."""
+        if (source, target) not in self._views:
+            X = self.frames[target][0]
+            self._views[source, target] = pick_design(X, self.fitted[source].predict(X))
+        key = (source, target, few, seed)
+        if key not in self._picks:
+            self._picks[key] = transfer_picks(self._views[source, target], few, seed)
+        return self._picks[key]
+
+    def score(
+        self,
+        source: str,
+        target: str,
+        few: int,
+        seed: int,
+        helpers: Sequence[Any] = (),
+        boost: bool | None = None,
+    ) -> dict[str, float]:
+        """Metrics on the target's other blocks of the source transferred with its covering
+        blocks (``transfer_score``; ``helpers``: other sources, ``boost``: as
+        ``fit_transfer``)."""
+        X, y = self.frames[target]
+        pick = self.pick(source, target, few, seed)
+        return transfer_score(self.fitted[source], X, y, pick, helpers, boost)[1]
+
+
 def dataset_args(doc: str, datasets: tuple[str, ...], seeds: int) -> argparse.Namespace:
     """The command line of a transfer benchmark over ``datasets`` (``--data``, ``--datasets``,
     ``--few``, ``--seeds``, ``--out``); matplotlib set to draw into files."""
@@ -90,8 +131,7 @@ def main() -> None:
     if len(names) < 3:
         raise SystemExit("--datasets: at least 3 (a target, a primary source and another)")
     start = time.time()
-    frames = {n: blocks_xy(load_dataset(args.data, n)) for n in names}
-    fitted = {n: LatencyPredictor().fit(*frames[n]) for n in names}
+    bench = Transfers(args.data, names, names)
     lines = [
         "# Transfer from one source predictor, or from one and the others beside it",
         "",
@@ -109,18 +149,15 @@ def main() -> None:
     ]
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for target in names:
-        Xd, yd = frames[target]
         results[target] = {}
         for primary in names:
             if primary == target:
                 continue
-            helpers = [fitted[n] for n in names if n not in (primary, target)]
-            view = pick_design(Xd, fitted[primary].predict(Xd))
+            helpers = [bench.fitted[n] for n in names if n not in (primary, target)]
             alone, mixed = [], []
             for seed in range(args.seeds):
-                pick = transfer_picks(view, args.few, seed)
                 for out, extra in ((alone, []), (mixed, helpers)):
-                    out.append(transfer_score(fitted[primary], Xd, yd, pick, extra)[1])
+                    out.append(bench.score(primary, target, args.few, seed, extra))
             a10 = [m["acc10"] for m in alone]
             m10 = [m["acc10"] for m in mixed]
             results[target][primary] = (float(np.mean(a10)), float(np.mean(m10)))
