@@ -9,8 +9,9 @@ latency of the same key (the same block or model, measured with the same design)
 slower one over the faster one, as the median and 5th-95th percentile over the shared keys,
 and the two devices' rank agreement (Kendall tau). One factor would do if the percentiles
 sat close to the median: the wider they are, the more a transfer between the two needs than a
-scale. Writes ``benchmarks/results/devices-<backend>-<threads>t.md`` (or ``--out``); the
-README's dataset table and the device cards quote it.
+scale. Writes ``benchmarks/results/devices-<backend>-<threads>t.md``, ``...t-<combine>.md``
+for a combine other than ``latest`` (or ``--out``); the README's dataset table and the device
+cards quote it.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def main() -> None:
         )
     for kind in ("block", "model"):
         lines += ["", *pair_table({d: rows for d, (rows, _) in frames.items()}, kind)]
-    out = args.out or OUT / f"devices-{args.backend}-{args.threads}t.md"
+    suffix = "" if args.combine == "latest" else f"-{args.combine}"
+    out = args.out or OUT / f"devices-{args.backend}-{args.threads}t{suffix}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
