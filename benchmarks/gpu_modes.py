@@ -19,6 +19,7 @@ machine without CUDA only the ``inductor`` column is filled (a smoke run of the 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import torch
 
-from canao.predictors.features import features_from_specs
 from canao.profiling.backends import get_backend
 from canao.profiling.backends.inductor import cuda_time
 from canao.profiling.measurement import EvalConfig
@@ -35,11 +35,9 @@ from canao.profiling.samplers import BlockSpace, block_samples
 from canao.space import BlockSpec
 
 
-def pick(n: int, pool: int) -> list[tuple[BlockSpec, float]]:
+def pick(n: int, pool: int) -> list[BlockSpec]:
     """``n`` of the design's first ``pool`` blocks, evenly spaced in FLOPs."""
-    specs = block_samples(BlockSpace(), pool, seed=0)
-    gflop = features_from_specs(specs, threads=1)["total_gflop"].tolist()
-    ranked = sorted(zip(specs, gflop, strict=True), key=lambda t: t[1])
+    ranked = sorted(block_samples(BlockSpace(), pool, seed=0), key=lambda s: s.flops)
     idx = sorted({round(i * (len(ranked) - 1) / max(n - 1, 1)) for i in range(n)})
     return [ranked[i] for i in idx]
 
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[list[float]] = []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        for spec, gflop in pick(args.specs, args.pool):
+        for spec in pick(args.specs, args.pool):
             if time.monotonic() - t0 > args.seconds:
                 break
             row: list[float] = []
@@ -90,26 +88,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{spec.key}: {base.error}", file=sys.stderr)
                 continue
             row.append(statistics.median(base.artifact.time(cfg)[0]))
-            for _ in range(2):
-                if not cuda:
-                    row.append(float("nan"))
-                    continue
-                res = get_backend("inductor-cudagraphs", device="cuda").build(spec, Path(tmp))
-                ok = res.error is None
-                row.append(statistics.median(res.artifact.time(cfg)[0]) if ok else float("nan"))
             if cuda:
+                for _ in range(2):  # compiled twice from scratch
+                    res = get_backend("inductor-cudagraphs", device="cuda").build(spec, Path(tmp))
+                    ok = res.error is None
+                    row.append(statistics.median(res.artifact.time(cfg)[0]) if ok else math.nan)
                 art = base.artifact
                 row.append(graph_only(art.fn, art.inputs, args.unroll, cfg))  # type: ignore[attr-defined]
             else:
-                row.append(float("nan"))
+                row += [math.nan] * 3
             rows.append(row)
             cells = " | ".join(f"{v:.4f}" for v in row)
-            lines.append(f"| `{spec.key}` | {gflop:.3f} | {cells} |")
+            lines.append(f"| `{spec.key}` | {spec.flops / 1e9:.3f} | {cells} |")
             print(lines[-1], flush=True)
     if cuda and rows:
 
         def ratio(i: int, j: int) -> str:
-            r = sorted(a[i] / a[j] for a in rows if a[i] == a[i] and a[j] == a[j])
+            r = sorted(a[i] / a[j] for a in rows if not math.isnan(a[i] / a[j]))
             return f"median {statistics.median(r):.2f}x (range {r[0]:.2f}-{r[-1]:.2f}x)"
 
         lines += [
