@@ -119,8 +119,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     except SpecError as e:
         raise UsageError(str(e)) from None
 
-    from canao.profiling.runner import row_key
-
     predictor = None
     if args.tuned_only and (args.backend != "tvm" or args.rpc_tracker):
         raise UsageError("--tuned-only applies to --backend tvm on this host")
@@ -128,6 +126,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--adaptive measures new specs; --remeasure repeats stored ones")
     if not args.max_median_error > 0:
         raise UsageError(f"--max-median-error must be > 0, got {args.max_median_error}")
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.rounds > 1 and (not args.remeasure or args.shuffle is None):
+        raise UsageError(
+            "--rounds N repeats --remeasure rounds, each in its own shuffled order: "
+            "give --remeasure and --shuffle SEED"
+        )
     if args.adaptive:
         if args.space != "blocks" or not args.predictor:
             raise UsageError("--adaptive needs --predictor P and --space blocks")
@@ -158,65 +163,89 @@ def cmd_profile(args: argparse.Namespace) -> int:
         store.open()
     except StoreLockedError as e:
         raise UsageError(str(e)) from None
+    klass = backend_class(args.backend)
+    if not klass.compiled:
+        print(f"canao profile: note: {klass.label}", file=sys.stderr)
     try:
-        if args.remeasure:
-            todo = _remeasure_specs(
-                store, specs, cfg.threads, args.remeasure, args.max_median_error
-            )
+        for r in range(args.rounds):
+            if r:
+                store.fold()  # a shard per round, as separate runs leave
+            todo = _profile_todo(args, store, specs, device, cfg.threads, r)
+            if not todo and args.rounds > 1:
+                print(
+                    f"canao profile: no {args.remeasure} rows left after {r} rounds",
+                    file=sys.stderr,
+                )
+                break
+            if args.shuffle is not None:
+                rng = np.random.default_rng(args.shuffle + r)
+                todo = [todo[i] for i in rng.permutation(len(todo))]
+            _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1)
+            n_err = n_noisy = 0
+            with runner:  # a fresh measuring process each round (the runners start lazily)
+                tty = sys.stderr.isatty()
+                bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
+                canary_ms = None
+                for i, spec in enumerate(bar):
+                    if args.canary_every and i % args.canary_every == 0:
+                        canary_ms = _measure_canary(runner, store.path)
+                    res = runner.run(spec)
+                    res.canary_ms = canary_ms
+                    store.append(res.row(), remeasure=bool(args.remeasure))
+                    n_err += not res.ok
+                    n_noisy += res.ok and res.noisy
+                    ms = res.measurement.median_ms if res.ok and res.measurement else None
+                    last = "err" if ms is None else f"{ms:.3f}ms"
+                    bar.set_postfix(last=last, errors=n_err, noisy=n_noisy, refresh=False)
             print(
-                f"canao profile: {device}/{args.backend}: re-measuring {len(todo)} of "
-                f"{len(specs)} specs ({args.remeasure} stored rows; the new rows supersede them)",
+                f"canao profile: done{_round_text(args, r)}: {len(todo)} measured, {n_err} "
+                f"errors, {n_noisy} noisy; {len(store)} rows in {store.path}",
                 file=sys.stderr,
             )
-        else:
-            todo = [s for s in specs if row_key(s, cfg.threads) not in store]
-            print(
-                f"canao profile: {device}/{args.backend}: {len(specs)} specs "
-                f"({args.space}), {len(specs) - len(todo)} already stored, {len(todo)} to measure",
-                file=sys.stderr,
-            )
-        if args.tuned_only:
-            n = len(todo)
-            todo = _tuned_specs(todo, device, cfg.threads)
-            print(
-                f"canao profile: --tuned-only: {len(todo)} of {n} specs have every workload "
-                "in the tuning database; the others wait for `canao tune`",
-                file=sys.stderr,
-            )
-        if args.shuffle is not None:
-            todo = [todo[i] for i in np.random.default_rng(args.shuffle).permutation(len(todo))]
-        _append_run_log(store.path, args, cfg, space_cfg)
-        klass = backend_class(args.backend)
-        if not klass.compiled:
-            print(f"canao profile: note: {klass.label}", file=sys.stderr)
-        n_err = n_noisy = 0
-        with runner:
-            tty = sys.stderr.isatty()
-            bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
-            canary_ms = None
-            for i, spec in enumerate(bar):
-                if args.canary_every and i % args.canary_every == 0:
-                    canary_ms = _measure_canary(runner, store.path)
-                res = runner.run(spec)
-                res.canary_ms = canary_ms
-                store.append(res.row(), remeasure=bool(args.remeasure))
-                n_err += not res.ok
-                n_noisy += res.ok and res.noisy
-                last = f"{res.measurement.median_ms:.3f}ms" if res.ok and res.measurement else "err"
-                bar.set_postfix(last=last, errors=n_err, noisy=n_noisy, refresh=False)
     except KeyboardInterrupt:
         print("canao profile: interrupted; measured rows are kept", file=sys.stderr)
         return 130
     finally:
         store.close()
-    print(
-        f"canao profile: done: {len(todo)} measured, {n_err} errors, {n_noisy} noisy; "
-        f"{len(store)} rows in {store.path}",
-        file=sys.stderr,
-    )
     if predictor is not None:
         _retrain(args, device, predictor)
     return 0
+
+
+def _round_text(args: argparse.Namespace, r: int) -> str:
+    return f" (round {r + 1} of up to {args.rounds})" if args.rounds > 1 else ""
+
+
+def _profile_todo(
+    args: argparse.Namespace, store: Any, specs: list[Any], device: str, threads: int, r: int
+) -> list[Any]:
+    """The specs round ``r`` of ``canao profile`` measures, in the design's order."""
+    from canao.profiling.runner import row_key
+
+    if args.remeasure:
+        todo = _remeasure_specs(store, specs, threads, args.remeasure, args.max_median_error)
+        print(
+            f"canao profile: {device}/{args.backend}{_round_text(args, r)}: re-measuring "
+            f"{len(todo)} of {len(specs)} specs ({args.remeasure} stored rows; the new rows "
+            "supersede them)",
+            file=sys.stderr,
+        )
+    else:
+        todo = [s for s in specs if row_key(s, threads) not in store]
+        print(
+            f"canao profile: {device}/{args.backend}: {len(specs)} specs "
+            f"({args.space}), {len(specs) - len(todo)} already stored, {len(todo)} to measure",
+            file=sys.stderr,
+        )
+    if args.tuned_only:
+        n = len(todo)
+        todo = _tuned_specs(todo, device, threads)
+        print(
+            f"canao profile: --tuned-only: {len(todo)} of {n} specs have every workload "
+            "in the tuning database; the others wait for `canao tune`",
+            file=sys.stderr,
+        )
+    return todo
 
 
 def _remeasure_specs(
@@ -364,8 +393,11 @@ def _measure_canary(runner: Any, path: Path) -> float | None:
     return ms
 
 
-def _append_run_log(path: Path, args: argparse.Namespace, cfg: Any, space: Any) -> None:
-    """The resolved config of every run, next to its output (append-only)."""
+def _append_run_log(
+    path: Path, args: argparse.Namespace, cfg: Any, space: Any, round_: int = 1
+) -> None:
+    """The resolved config of every run (every round of one), next to its output
+    (append-only)."""
     entry = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "argv": sys.argv[1:],
@@ -374,6 +406,8 @@ def _append_run_log(path: Path, args: argparse.Namespace, cfg: Any, space: Any) 
         "seed": args.seed,
         "samples": args.samples,
     }
+    if getattr(args, "rounds", 1) > 1:
+        entry.update(round=round_, shuffle=args.shuffle + round_ - 1)
     with open(path / "runs.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -1402,6 +1436,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SEED",
         help="visit the specs in an order shuffled by SEED, not the design's (rounds of "
         "--remeasure in different orders put slow host drift on different specs each round)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --remeasure and --shuffle SEED: up to N rounds back to back, round r in the "
+        "order of SEED + r - 1, each with a fresh measuring process and its own shard; the "
+        "specs to measure are chosen again before every round (with unsettled: stops early "
+        "once every key is settled)",
     )
     p.add_argument(
         "--tuned-only",

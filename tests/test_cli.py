@@ -222,15 +222,35 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     # can be at --max-median-error 1e6, even on a loaded machine): one round more each time,
     # until every key has 3
     argv[argv.index("3")] = "8"
-    for todo in (8, 5, 0):
-        assert main([*argv, "--remeasure", "unsettled", "--max-median-error", "1e6"]) == 0
-        assert f"re-measuring {todo} of 8 specs (unsettled" in capsys.readouterr().err
+    unsettled = [*argv, "--remeasure", "unsettled", "--max-median-error", "1e6"]
+    assert main(unsettled) == 0
+    assert "re-measuring 8 of 8 specs (unsettled" in capsys.readouterr().err
+    # --rounds: the rest in one run, the specs chosen again before each round; it stops once
+    # none is left (5 keys measured twice, then none), each round a shard of its own
+    shards = len(list((out / "unit" / "eager").glob("*.parquet")))
+    assert main([*unsettled, "--rounds", "4", "--shuffle", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "(round 1 of up to 4): re-measuring 5 of 8 specs (unsettled" in err
+    assert "(round 2 of up to 4): re-measuring 0 of 8" in err
+    assert "no unsettled rows left after 1 rounds" in err
     assert read_all_rows(out)["key"].value_counts().tolist() == [3] * 8
-    # --shuffle: a round in another order than the design's (the same specs)
+    assert len(list((out / "unit" / "eager").glob("*.parquet"))) == shards + 1
+    # --shuffle: a round in another order than the design's (the same specs); with --rounds 2,
+    # two rounds in two orders (seeds 1 and 2), a shard and a run-log entry each
     design = read_all_rows(out)["key"].tolist()[:8]
-    assert main([*argv, "--remeasure", "all", "--shuffle", "1"]) == 0
-    shuffled = read_all_rows(out)["key"].tolist()[-8:]
-    assert sorted(shuffled) == sorted(design) and shuffled != design
+    assert main([*argv, "--remeasure", "all", "--shuffle", "1", "--rounds", "2"]) == 0
+    assert "no all rows left" not in capsys.readouterr().err
+    keys = read_all_rows(out)["key"].tolist()
+    first, second = keys[-16:-8], keys[-8:]
+    assert sorted(first) == sorted(second) == sorted(design)
+    assert first != design and second != first
+    assert len(list((out / "unit" / "eager").glob("*.parquet"))) == shards + 3
+    logged = [
+        json.loads(r) for r in (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()
+    ]
+    assert [(r["round"], r["shuffle"]) for r in logged[-2:]] == [(1, 1), (2, 2)]
+    assert main([*argv, "--remeasure", "all", "--rounds", "2"]) == 2  # no order to vary
+    assert "give --remeasure and --shuffle SEED" in _one_error_line(capsys)
     assert main(["dataset", "info", str(out), "--json"]) == 0
     (info,) = json.loads(capsys.readouterr().out)
     assert info["device"] == "unit" and info["block_rows"] == 8 and info["error_rows"] == 0

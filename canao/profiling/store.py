@@ -584,6 +584,12 @@ class LatencyStore:
             self._fold_journal()
         return True
 
+    def fold(self) -> None:
+        """Fold the rows appended so far into a shard; the store stays open for more."""
+        if self._journal is None:
+            raise StoreError("the store is not open (use it as a context manager)")
+        self._fold_journal()
+
     def _fold_journal(self) -> None:
         """Fold the open journal into a shard and start a new one."""
         self._journal.close()
