@@ -639,9 +639,7 @@ class LatencyStore:
         shards or the new one to be read, never both (a manifest names what the new shard
         replaces; the next open finishes the job). Returns the shards and bytes before, the
         bytes after, and the rows."""
-        if self._journal is None:
-            raise StoreError("the store is not open (use it as a context manager)")
-        self._fold_journal()
+        self.fold()
         old = shard_files(self.path)
         before = sum(p.stat().st_size for p in old)
         tables = []
