@@ -726,7 +726,8 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
             for entry in s["retired"]:
                 where = entry.get("where")
                 which = f" with {where_text(where)}" if where else ""
-                print(f"    measured before {entry['before']}{which}: {entry['reason']}")
+                since = f"from {entry['after']} " if "after" in entry else ""
+                print(f"    measured {since}before {entry['before']}{which}: {entry['reason']}")
         for dim, c in s["coverage"].items():
             print(f"  {dim:>10}: {c['min']:>6} .. {c['max']:<6} ({c['distinct']} distinct)")
     return 0
@@ -745,12 +746,13 @@ def cmd_dataset_retire(args: argparse.Namespace) -> int:
             raise UsageError(f"--where {item!r}: say COLUMN=VALUE, e.g. --where hidden=512")
         where[col.strip()] = value.strip()
     try:
-        gone, rows = retire(path, args.before, args.reason, where)
+        gone, rows = retire(path, args.before, args.reason, where, args.after)
     except StoreError as e:
         raise UsageError(str(e)) from None
     which = f" with {where_text(where)}" if where else ""
+    since = f"from {args.after} " if args.after else ""
     print(
-        f"{path}: {gone} of {rows} rows measured before {args.before}{which} retired "
+        f"{path}: {gone} of {rows} rows measured {since}before {args.before}{which} retired "
         f"(kept on disk; {path / 'retired.jsonl'} says why)"
     )
     return 0
@@ -1491,16 +1493,23 @@ def build_parser() -> argparse.ArgumentParser:
         "retire",
         help="stop reading a backend folder's rows measured before a time (kept on disk)",
         description="Retire the rows of one <device>/<backend> folder measured before --before "
-        "(only those matching every --where, if given): "
+        "(only those from --after on, and only those matching every --where, if given): "
         "they stay in their shards, a line in the folder's retired.jsonl says which and why, and "
         "no reader (train, evaluate, the benchmarks, --combine median) sees them; keys left with "
         "no other row count as unmeasured, so canao profile measures them again. For rows that "
-        "no longer describe the backend, e.g. measured before its build settings changed. "
-        "Delete the line from retired.jsonl to undo.",
+        "no longer describe the backend, e.g. measured before its build settings changed, or for "
+        "one sitting on a host that ran differently from the rest (--after). Delete the line "
+        "from retired.jsonl to undo.",
     )
     d.add_argument("path", help="one store folder: <root>/<device>/<backend>")
     d.add_argument("--before", required=True, help="ISO 8601 time, e.g. 2026-11-22T15:09:00Z")
     d.add_argument("--reason", required=True, help="why (kept in retired.jsonl)")
+    d.add_argument(
+        "--after",
+        metavar="TIME",
+        help="retire only the rows measured from this ISO 8601 time on (and before --before): "
+        "one sitting, e.g. on a host that ran slower than the rest of the dataset's",
+    )
     d.add_argument(
         "--where",
         action="append",

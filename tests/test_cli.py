@@ -134,6 +134,21 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert "'flops' is not a column a retirement can name" in _one_error_line(capsys)
     assert main([*argv[:4], "soon", *argv[5:]]) == 2
     assert "'soon' is not an ISO 8601 time" in _one_error_line(capsys)
+    assert main([*argv, "--after", "2026-01-03"]) == 2
+    assert "an empty window" in _one_error_line(capsys)
+    assert main([*argv, "--after", "later"]) == 2
+    assert "'later' is not an ISO 8601 time" in _one_error_line(capsys)
+    # --after: one sitting (a window), not what came before it
+    (tmp_path / "dev" / "eager" / "retired.jsonl").unlink()
+    window = [*argv[:4], "2026-01-04", "--after", "2026-01-02T00:00:00Z", *argv[5:]]
+    assert main(window) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 rows measured from 2026-01-02T00:00:00Z before 2026-01-04 retired" in out
+    assert sorted(read_rows(tmp_path)["hidden"]) == [64, 67]
+    assert main(["dataset", "info", folder]) == 0
+    assert "measured from 2026-01-02T00:00:00Z before 2026-01-04T00:00:00Z: old build" in (
+        capsys.readouterr().out
+    )
     (tmp_path / "dev" / "eager" / "retired.jsonl").write_text("oops\n")  # edited by hand
     assert (
         main(["train", "--data", str(tmp_path), "--backend", "eager", "--out", str(tmp_path / "p")])

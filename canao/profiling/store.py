@@ -168,6 +168,8 @@ def retirements(folder: Path) -> list[dict[str, Any]]:
             try:
                 entry = json.loads(line)
                 _utc(entry["before"])
+                if "after" in entry:
+                    _utc(entry["after"])
                 if "where" in entry:
                     entry["where"] = _where(entry["where"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -191,14 +193,17 @@ def _matches(rows: pd.DataFrame, where: dict[str, str]) -> np.ndarray:
 
 def retired_mask(rows: pd.DataFrame, entries: list[dict[str, Any]]) -> np.ndarray:
     """Which of one store folder's ``rows`` its retirements ``entries`` retire: each retires the
-    rows measured before its cutoff that match its ``where`` (all of them if it has none); a
-    row with no timestamp is never retired."""
+    rows measured before its cutoff (and at or after its ``after``, where it has one) that
+    match its ``where`` (all of them if it has none); a row with no timestamp is never
+    retired."""
     out = np.zeros(len(rows), dtype=bool)
     if not entries or not len(rows):
         return out
     t = pd.to_datetime(rows["timestamp"], utc=True, errors="coerce")
     for e in entries:
         hit = (t < _utc(e["before"])).fillna(False).to_numpy(dtype=bool)
+        if "after" in e:
+            hit = hit & (t >= _utc(e["after"])).fillna(False).to_numpy(dtype=bool)
         out |= hit & _matches(rows, e.get("where", {}))
     return out
 
@@ -242,10 +247,15 @@ def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
 
 
 def retire(
-    folder: Path, before: str, reason: str, where: dict[str, str] | None = None
+    folder: Path,
+    before: str,
+    reason: str,
+    where: dict[str, str] | None = None,
+    after: str | None = None,
 ) -> tuple[int, int]:
     """Retire the rows of one store folder measured before ``before`` (an ISO 8601 time; UTC if
-    it names no zone), or only those of them that match ``where`` (column -> value, e.g.
+    it names no zone), or only those measured from ``after`` on (a sitting on a degraded host),
+    or only those of them that match ``where`` (column -> value, e.g.
     ``{"hidden": "512"}``: the blocks of one grid whose tuning records changed): they stay on
     disk, and a line appended to the folder's ``retired.jsonl`` says which and why, but no
     reader sees them (:func:`read_all_rows`), and a key left with no other row counts as
@@ -269,6 +279,16 @@ def retire(
         raise StoreError(f"{before} is in the future: only rows already measured can be retired")
     stamp = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
     entry: dict[str, Any] = {"before": stamp, "reason": reason.strip()}
+    if after is not None:
+        try:
+            start = _utc(after)
+        except ValueError:
+            raise StoreError(
+                f"{after!r} is not an ISO 8601 time (e.g. 2026-11-22T15:09:00Z)"
+            ) from None
+        if start >= cutoff:
+            raise StoreError(f"--after {after} is not before --before {before}: an empty window")
+        entry["after"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = read_all_rows(folder, retired=True)  # writing the entry leaves the rows as they are
     if where:
         try:
