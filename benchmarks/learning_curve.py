@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold
+from transfer_sources import write_results
 
 from canao.predictors.evaluation import block_specs, blocks_xy, load_dataset
 from canao.predictors.metrics import error_metrics
@@ -121,11 +122,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     lines += ["", f"{time.time() - start:.0f} s.", "", "![learning curve](learning-curve.png)"]
-    fig.tight_layout()
-    args.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out / "learning-curve.png", dpi=110)
-    (args.out / "learning-curve.md").write_text("\n".join(lines) + "\n")
-    print(f"written to {args.out / 'learning-curve.md'}")
+    write_results(fig, lines, args.out, "learning-curve")
 
 
 if __name__ == "__main__":
