@@ -177,10 +177,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 break
-            if args.shuffle is not None:
-                rng = np.random.default_rng(args.shuffle + r)
-                todo = [todo[i] for i in rng.permutation(len(todo))]
-            _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1)
+            seed = None if args.shuffle is None else args.shuffle + r  # this round's order
+            if seed is not None:
+                todo = [todo[i] for i in np.random.default_rng(seed).permutation(len(todo))]
+            _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
             n_err = n_noisy = 0
             with runner:  # a fresh measuring process each round (the runners start lazily)
                 tty = sys.stderr.isatty()
@@ -394,10 +394,15 @@ def _measure_canary(runner: Any, path: Path) -> float | None:
 
 
 def _append_run_log(
-    path: Path, args: argparse.Namespace, cfg: Any, space: Any, round_: int = 1
+    path: Path,
+    args: argparse.Namespace,
+    cfg: Any,
+    space: Any,
+    round_: int = 1,
+    shuffle: int | None = None,
 ) -> None:
-    """The resolved config of every run (every round of one), next to its output
-    (append-only)."""
+    """The resolved config of every run (every round of one, with its number and the seed of
+    its order), next to its output (append-only)."""
     entry = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "argv": sys.argv[1:],
@@ -406,8 +411,8 @@ def _append_run_log(
         "seed": args.seed,
         "samples": args.samples,
     }
-    if getattr(args, "rounds", 1) > 1:
-        entry.update(round=round_, shuffle=args.shuffle + round_ - 1)
+    if args.rounds > 1:
+        entry.update(round=round_, shuffle=shuffle)
     with open(path / "runs.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")
 
