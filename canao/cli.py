@@ -128,6 +128,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-median-error must be > 0, got {args.max_median_error}")
     if args.rounds < 1:
         raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.check_host < 0 or not args.host_tolerance > 0:
+        raise UsageError("--check-host must be >= 0 and --host-tolerance > 0")
     if args.rounds > 1 and (not args.remeasure or args.shuffle is None):
         raise UsageError(
             "--rounds N repeats --remeasure rounds, each in its own shuffled order: "
@@ -151,6 +153,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
             )
         specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
+    check_pool = (
+        _host_check_pool(args, Path(args.out) / device / args.backend, specs, cfg.threads)
+        if args.check_host
+        else []
+    )
     if not args.rpc_tracker:
         from canao.profiling.fingerprint import claim_device_folder
 
@@ -180,9 +187,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
             seed = None if args.shuffle is None else args.shuffle + r  # this round's order
             if seed is not None:
                 todo = [todo[i] for i in np.random.default_rng(seed).permutation(len(todo))]
-            _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
             n_err = n_noisy = 0
             with runner:  # a fresh measuring process each round (the runners start lazily)
+                if check_pool and not _host_check(args, runner, store.path, check_pool, r):
+                    return 3
+                _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
                 tty = sys.stderr.isatty()
                 bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
                 canary_ms = None
@@ -210,6 +219,84 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if predictor is not None:
         _retrain(args, device, predictor)
     return 0
+
+
+#: the file of a store folder that logs every ``canao profile --check-host`` check
+HOST_CHECKS = "host_checks.jsonl"
+
+
+def _host_check_pool(
+    args: argparse.Namespace, path: Path, specs: list[Any], threads: int
+) -> list[tuple[Any, float]]:
+    """``--check-host``: the design's specs stored and settled in the store folder ``path``,
+    each with its drift-corrected median (ms); UsageError where there are none."""
+    from canao.profiling.runner import row_key
+    from canao.profiling.store import drift_median, read_all_rows, unsettled_keys
+
+    rows = read_all_rows(path) if path.exists() else None
+    if rows is None or rows.empty:
+        raise UsageError(f"--check-host compares with stored rows, and {path} has none")
+    fixed = drift_median(rows)
+    ref = fixed[fixed["error"].isna()].set_index("key")["median_ms"]
+    settled = set(ref.index) - unsettled_keys(rows, args.max_median_error)
+    pool = [(s, float(ref[row_key(s, threads)])) for s in specs if row_key(s, threads) in settled]
+    if not pool:
+        raise UsageError(
+            f"--check-host: none of the {len(specs)} specs is stored and settled in {path} "
+            "(see --remeasure unsettled)"
+        )
+    return pool
+
+
+def _host_check(
+    args: argparse.Namespace, runner: Any, path: Path, pool: list[tuple[Any, float]], r: int
+) -> bool:
+    """``--check-host N``: measure N specs of ``pool`` (:func:`_host_check_pool`) again, not
+    stored, and compare each with its drift-corrected median, the host's usual speed when the
+    dataset was measured. True if the median ratio is within ``--host-tolerance``; logged to
+    :data:`HOST_CHECKS` either way, and printed."""
+    import numpy as np
+    from tqdm import tqdm
+
+    rng = np.random.default_rng((args.shuffle or 0) + r)
+    picks = [pool[i] for i in rng.permutation(len(pool))[: args.check_host]]
+    ratios = []
+    for spec, ms in tqdm(picks, desc="host check", unit="spec", mininterval=30):
+        res = runner.run(spec)
+        if res.ok and res.measurement:
+            ratios.append(res.measurement.median_ms / ms)
+    if not ratios:
+        raise UsageError("--check-host: every check measurement failed")
+    q = np.asarray(ratios)
+    med, p5, p95 = (float(v) for v in np.percentile(q, [50, 5, 95]))
+    ok = abs(np.log(med)) <= np.log1p(args.host_tolerance)
+    entry = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "round": r + 1,
+        "specs": len(q),
+        "median_ratio": med,
+        "p5_ratio": p5,
+        "p95_ratio": p95,
+        "within_5pct": float(np.mean(np.abs(q - 1) <= 0.05)),
+        "tolerance": args.host_tolerance,
+        "passed": bool(ok),
+    }
+    with open(path / HOST_CHECKS, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    text = (
+        f"{len(q)} stored specs measured again read {med:.3f}x their drift-corrected medians "
+        f"(5th-95th percentile {p5:.3f}-{p95:.3f}x; {entry['within_5pct']:.0%} within 5%)"
+    )
+    if ok:
+        print(f"canao profile: host check passed: {text}", file=sys.stderr)
+    else:
+        print(
+            f"canao profile: host check failed: {text}, beyond --host-tolerance "
+            f"{args.host_tolerance:g}; the host is not in the state the dataset was measured "
+            "in, so nothing more is measured (wait, or quiet the host, and run again)",
+            file=sys.stderr,
+        )
+    return bool(ok)
 
 
 def _round_text(args: argparse.Namespace, r: int) -> str:
@@ -1453,6 +1540,24 @@ def build_parser() -> argparse.ArgumentParser:
         "order of SEED + r - 1, each with a fresh measuring process and its own shard; the "
         "specs to measure are chosen again before every round (with unsettled: stops early "
         "once every key is settled)",
+    )
+    p.add_argument(
+        "--check-host",
+        type=int,
+        default=0,
+        metavar="N",
+        help="before each round, measure N of the design's stored, settled specs again (not "
+        "stored) and stop, exit code 3, unless their median ratio to the dataset's "
+        "drift-corrected medians is within --host-tolerance: new rows are measured only on a "
+        "host in the state the dataset was measured in (each check is logged to "
+        f"{HOST_CHECKS}; default 0: no check)",
+    )
+    p.add_argument(
+        "--host-tolerance",
+        type=float,
+        default=0.03,
+        metavar="FRACTION",
+        help="--check-host: how far from 1 the median ratio may be (default: 0.03)",
     )
     p.add_argument(
         "--tuned-only",

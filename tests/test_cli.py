@@ -280,6 +280,44 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert f"{cpu_identity()['cpu_count']} cores" in text
 
 
+def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
+    """--check-host N: N stored, settled specs measured again (not stored) against their
+    drift-corrected medians; the round's new rows are measured only if the ratio is within
+    --host-tolerance, and every check is logged."""
+    space = tmp_path / "space.json"
+    space.write_text(SMALL)
+    out = tmp_path / "data"
+    base = ["profile", "--backend", "eager", "--out", str(out), "--space-config", str(space)]
+    base += ["--device", "unit", "--repeat", "3", "--min-repeat-ms", "2"]
+    check = ["--samples", "6", "--check-host", "4"]
+    assert main([*base, *check]) == 2  # nothing stored to compare with
+    assert "compares with stored rows" in _one_error_line(capsys)
+    assert main([*base, "--samples", "4"]) == 0
+    capsys.readouterr()
+    assert main([*base, *check]) == 2  # stored once each, so none is settled yet
+    assert "none of the 6 specs is stored and settled" in _one_error_line(capsys)
+    settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
+    assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
+    folder = out / "unit" / "eager"
+    runs = len((folder / "runs.jsonl").read_text().splitlines())
+    rows = len(read_all_rows(out))
+    capsys.readouterr()
+    # a host held to within 1e-9 of the dataset's medians fails: exit 3, nothing measured
+    assert main([*base, *check, "--max-median-error", "1e6", "--host-tolerance", "1e-9"]) == 3
+    assert "host check failed: 4 stored specs measured again" in capsys.readouterr().err
+    assert len(read_all_rows(out)) == rows
+    assert len((folder / "runs.jsonl").read_text().splitlines()) == runs
+    # within a factor of 1,000 it passes, and the two new specs are measured
+    assert main([*base, *check, "--max-median-error", "1e6", "--host-tolerance", "999"]) == 0
+    assert "host check passed: 4 stored specs" in capsys.readouterr().err
+    assert len(read_all_rows(out)) == rows + 2
+    logged = [json.loads(r) for r in (folder / "host_checks.jsonl").read_text().splitlines()]
+    assert [(e["specs"], e["passed"]) for e in logged] == [(4, False), (4, True)]
+    assert all(e["p5_ratio"] <= e["median_ratio"] <= e["p95_ratio"] for e in logged)
+    assert main([*base, *check, "--host-tolerance", "0"]) == 2
+    assert "--host-tolerance > 0" in _one_error_line(capsys)
+
+
 def test_measure_json_prints_one_object() -> None:
     """As a user runs it: the console script, stdout is exactly one JSON object."""
     exe = Path(sys.executable).with_name("canao")
