@@ -154,7 +154,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
     check_pool = (
-        _host_check_pool(args, Path(args.out) / device / args.backend, specs, cfg.threads)
+        _host_check_pool(args, Path(args.out) / device / args.backend, cfg.threads)
         if args.check_host
         else []
     )
@@ -225,25 +225,41 @@ def cmd_profile(args: argparse.Namespace) -> int:
 HOST_CHECKS = "host_checks.jsonl"
 
 
-def _host_check_pool(
-    args: argparse.Namespace, path: Path, specs: list[Any], threads: int
-) -> list[tuple[Any, float]]:
-    """``--check-host``: the design's specs stored and settled in the store folder ``path``,
-    each with its drift-corrected median (ms); UsageError where there are none."""
+def _host_check_pool(args: argparse.Namespace, path: Path, threads: int) -> list[tuple[Any, float]]:
+    """``--check-host``: the specs of the kind this run measures (blocks, or whole models for
+    ``--space models``) stored and settled in the store folder ``path`` at ``threads``, each
+    with its drift-corrected median (ms); UsageError where there are none."""
     from canao.profiling.runner import row_key
     from canao.profiling.store import drift_median, read_all_rows, unsettled_keys
+    from canao.space import ArchSpec, BlockSpec
 
+    kind = "model" if args.space in ("models", "grid-models") else "block"
     rows = read_all_rows(path) if path.exists() else None
     if rows is None or rows.empty:
         raise UsageError(f"--check-host compares with stored rows, and {path} has none")
     fixed = drift_median(rows)
-    ref = fixed[fixed["error"].isna()].set_index("key")["median_ms"]
-    settled = set(ref.index) - unsettled_keys(rows, args.max_median_error)
-    pool = [(s, float(ref[row_key(s, threads)])) for s in specs if row_key(s, threads) in settled]
+    settled = set(fixed["key"]) - unsettled_keys(rows, args.max_median_error)
+    ok = fixed[
+        fixed["error"].isna()
+        & (fixed["kind"] == kind)
+        & (fixed["threads"] == threads)
+        & fixed["key"].isin(settled)
+    ]
+    pool: list[tuple[Any, float]] = []
+    dims = ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch")
+    row: dict[Any, Any]
+    for row in ok.to_dict("records"):
+        spec: Any = (
+            ArchSpec.from_json(row["arch"])
+            if kind == "model"
+            else BlockSpec(**{d: int(row[d]) for d in dims}, dtype=str(row["dtype"]))
+        )
+        if row_key(spec, threads) == row["key"]:  # the spec its row was measured from
+            pool.append((spec, float(row["median_ms"])))
     if not pool:
         raise UsageError(
-            f"--check-host: none of the {len(specs)} specs is stored and settled in {path} "
-            "(see --remeasure unsettled)"
+            f"--check-host: {path} holds no settled {kind} rows at {threads} thread(s) to "
+            "compare with (see --remeasure unsettled)"
         )
     return pool
 
@@ -251,10 +267,10 @@ def _host_check_pool(
 def _host_check(
     args: argparse.Namespace, runner: Any, path: Path, pool: list[tuple[Any, float]], r: int
 ) -> bool:
-    """``--check-host N``: measure N specs of ``pool`` (:func:`_host_check_pool`) again, not
-    stored, and compare each with its drift-corrected median, the host's usual speed when the
-    dataset was measured. True if the median ratio is within ``--host-tolerance``; logged to
-    :data:`HOST_CHECKS` either way, and printed."""
+    """``--check-host N``: measure N specs of ``pool`` (:func:`_host_check_pool`), picked at
+    random, again (not stored), and compare each with its drift-corrected median, the host's
+    usual speed when the dataset was measured. True if the median ratio is within
+    ``--host-tolerance``; logged to :data:`HOST_CHECKS` either way, and printed."""
     import numpy as np
     from tqdm import tqdm
 
@@ -1546,11 +1562,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="before each round, measure N of the design's stored, settled specs again (not "
-        "stored) and stop, exit code 3, unless their median ratio to the dataset's "
-        "drift-corrected medians is within --host-tolerance: new rows are measured only on a "
-        "host in the state the dataset was measured in (each check is logged to "
-        f"{HOST_CHECKS}; default 0: no check)",
+        help="before each round, measure N stored, settled specs again (not stored; blocks, "
+        "or models for --space models) and stop, exit code 3, unless their median ratio to "
+        "the dataset's drift-corrected medians is within --host-tolerance: new rows are "
+        "measured only on a host in the state the dataset was measured in (each check is "
+        f"logged to {HOST_CHECKS}; default 0: no check)",
     )
     p.add_argument(
         "--host-tolerance",

@@ -295,7 +295,7 @@ def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
     assert main([*base, "--samples", "4"]) == 0
     capsys.readouterr()
     assert main([*base, *check]) == 2  # stored once each, so none is settled yet
-    assert "none of the 6 specs is stored and settled" in _one_error_line(capsys)
+    assert "holds no settled block rows at" in _one_error_line(capsys)
     settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
     assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
     folder = out / "unit" / "eager"
