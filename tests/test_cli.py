@@ -149,6 +149,10 @@ def test_dataset_retire(capsys, tmp_path) -> None:
     assert "measured from 2026-01-02T00:00:00Z before 2026-01-04T00:00:00Z: old build" in (
         capsys.readouterr().out
     )
+    # a second window counts its own rows, not every row retired so far
+    assert main([*argv[:4], "2026-01-05", "--after", "2026-01-04", *argv[5:]]) == 0
+    assert "1 of 4 rows measured from 2026-01-04 before 2026-01-05" in capsys.readouterr().out
+    assert sorted(read_rows(tmp_path)["hidden"]) == [64]
     (tmp_path / "dev" / "eager" / "retired.jsonl").write_text("oops\n")  # edited by hand
     assert (
         main(["train", "--data", str(tmp_path), "--backend", "eager", "--out", str(tmp_path / "p")])

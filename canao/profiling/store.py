@@ -270,7 +270,8 @@ def retire(
     unmeasured, so ``canao profile`` measures it again. For rows that no longer describe the
     backend (its build settings changed since they were measured): unlike a re-measurement,
     which only :func:`latest` lets supersede them, they would otherwise stay in every median.
-    Returns the rows retired and the rows in the folder."""
+    Returns the rows this retirement covers (some may have been retired already) and the rows
+    in the folder."""
     folder = Path(folder)
     if store_folders(folder) != [folder]:
         raise StoreError(f"{folder}: not a store folder (one <device>/<backend> folder of shards)")
@@ -301,7 +302,7 @@ def retire(
         f.write(json.dumps(entry) + "\n")
         f.flush()
         os.fsync(f.fileno())
-    return int(retired_mask(rows, retirements(folder)).sum()), len(rows)
+    return int(retired_mask(rows, [entry]).sum()), len(rows)
 
 
 def read_rows(path: Path, combine: str = "latest") -> pd.DataFrame:

@@ -151,8 +151,9 @@ def test_retire_where_only_the_matching_rows(tmp_path: Path) -> None:
         assert "block:1|t2" not in store and "block:0|t2" in store
         assert store.append({**rows[1], "timestamp": "2026-01-03T00:00:00Z"})  # measured again
     assert sorted(read_rows(tmp_path)["hidden"]) == [64, 65, 66]
-    # two columns must both match; the entries add up (row 2 retired by neither before)
-    assert retire(folder, "2026-01-02", "one more", {"hidden": "066", "seq_len": "128"}) == (3, 5)
+    # two columns must both match (row 2 only: it counts the rows of this entry); the entries
+    # add up in what is read
+    assert retire(folder, "2026-01-02", "one more", {"hidden": "066", "seq_len": "128"}) == (1, 5)
     assert sorted(read_rows(tmp_path)["hidden"]) == [64, 65]
     (entry,) = [e for e in retirements(folder) if e["reason"] == "one more"]
     assert entry["where"] == {"hidden": "66", "seq_len": "128"}
