@@ -194,10 +194,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
                 tty = sys.stderr.isatty()
                 bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
-                canary_ms = None
+                canary_ms = first_canary = None
                 for i, spec in enumerate(bar):
                     if args.canary_every and i % args.canary_every == 0:
                         canary_ms = _measure_canary(runner, store.path)
+                        first_canary = first_canary or canary_ms
+                        if check_pool and _canary_drifted(
+                            args, store.path, first_canary, canary_ms, i, r
+                        ):
+                            return 3
                     res = runner.run(spec)
                     res.canary_ms = canary_ms
                     store.append(res.row(), remeasure=bool(args.remeasure))
@@ -313,6 +318,44 @@ def _host_check(
             file=sys.stderr,
         )
     return bool(ok)
+
+
+def _canary_drifted(
+    args: argparse.Namespace,
+    path: Path,
+    first: float | None,
+    now: float | None,
+    done: int,
+    r: int,
+) -> bool:
+    """``--check-host``, during a round: whether the canary now reads more than twice
+    ``--host-tolerance`` off its first reading after the host check passed (the host has left
+    that state); if so, logged to :data:`HOST_CHECKS` and printed."""
+    import numpy as np
+
+    if first is None or now is None:
+        return False
+    if abs(np.log(now / first)) <= np.log1p(2 * args.host_tolerance):
+        return False
+    entry = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "round": r + 1,
+        "canary_ms": now,
+        "first_canary_ms": first,
+        "specs_measured": done,
+        "tolerance": 2 * args.host_tolerance,
+        "passed": False,
+    }
+    with open(path / HOST_CHECKS, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    print(
+        f"canao profile: host check failed during the round: the canary reads {now:.3f} ms "
+        f"against {first:.3f} ms after the check (beyond twice --host-tolerance); stopped "
+        f"after {done} specs, which are kept (the last --canary-every of them measured while "
+        "the host moved)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _round_text(args: argparse.Namespace, r: int) -> str:

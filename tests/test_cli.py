@@ -322,6 +322,35 @@ def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
     assert "--host-tolerance > 0" in _one_error_line(capsys)
 
 
+def test_profile_check_host_stops_when_the_canary_moves(capsys, tmp_path, monkeypatch) -> None:
+    """--check-host, during a round: once the canary reads more than twice --host-tolerance off
+    its first reading after the check, the round stops (exit 3), the rows so far kept."""
+    import canao.cli
+
+    space = tmp_path / "space.json"
+    space.write_text(SMALL)
+    out = tmp_path / "data"
+    base = ["profile", "--backend", "eager", "--out", str(out), "--space-config", str(space)]
+    base += ["--device", "unit", "--repeat", "3", "--min-repeat-ms", "2"]
+    settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
+    assert main([*base, "--samples", "4"]) == 0
+    assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
+    rows = len(read_all_rows(out))
+    capsys.readouterr()
+    canaries = iter([1.0, 1.05, 1.5, 1.5])  # within 2 x 3%, then 50% off
+    monkeypatch.setattr(canao.cli, "_host_check", lambda *a: True)
+    monkeypatch.setattr(canao.cli, "_measure_canary", lambda *a: next(canaries))
+    argv = [*base, "--samples", "10", "--check-host", "3", "--max-median-error", "1e6"]
+    assert main([*argv, "--canary-every", "2"]) == 3
+    assert "the canary reads 1.500 ms against 1.000 ms" in capsys.readouterr().err
+    assert len(read_all_rows(out)) == rows + 4  # specs 0-3; the canary before spec 4 moved
+    (entry,) = [
+        json.loads(e)
+        for e in (out / "unit" / "eager" / "host_checks.jsonl").read_text().splitlines()
+    ]
+    assert (entry["specs_measured"], entry["first_canary_ms"], entry["passed"]) == (4, 1.0, False)
+
+
 def test_measure_json_prints_one_object() -> None:
     """As a user runs it: the console script, stdout is exactly one JSON object."""
     exe = Path(sys.executable).with_name("canao")
