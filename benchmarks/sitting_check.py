@@ -31,7 +31,7 @@ import pandas as pd
 
 from canao.predictors.evaluation import blocks_xy
 from canao.predictors.predictor import LatencyPredictor
-from canao.profiling.store import _given_time, drift_median, read_all_rows
+from canao.profiling.store import drift_median, given_time, read_all_rows
 
 BANDS = [(0.0, 1.0), (1.0, 5.0), (5.0, 20.0), (20.0, np.inf)]
 
@@ -61,8 +61,8 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
         raise SystemExit(f"sitting_check: {folder} holds no rows")
     rows = rows[rows["error"].isna() & (rows["kind"] == "block") & (rows["threads"] == threads)]
     t = pd.to_datetime(rows["timestamp"], utc=True)
-    start = _given_time(after)
-    in_sitting = (t >= start) & ((t < _given_time(before)) if before else True)
+    start = given_time(after)
+    in_sitting = (t >= start) & ((t < given_time(before)) if before else True)
     ref_rows, sit = rows[t < start], rows[in_sitting]
     if ref_rows.empty or sit.empty:
         raise SystemExit(

@@ -246,7 +246,7 @@ def read_all_rows(path: Path, retired: bool = False) -> pd.DataFrame:
     return rows if retired else rows[~gone].reset_index(drop=True)
 
 
-def _given_time(stamp: str) -> pd.Timestamp:
+def given_time(stamp: str) -> pd.Timestamp:
     """A time a person gave (:func:`_utc`), or StoreError saying it is not one."""
     try:
         return _utc(stamp)
@@ -277,14 +277,14 @@ def retire(
         raise StoreError(f"{folder}: not a store folder (one <device>/<backend> folder of shards)")
     if not reason.strip():
         raise StoreError("say why the rows are retired (a reason)")
-    cutoff = _given_time(before)
+    cutoff = given_time(before)
     now = pd.Timestamp.now(tz="UTC")
     if cutoff > now:
         raise StoreError(f"{before} is in the future: only rows already measured can be retired")
     stamp = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
     entry: dict[str, Any] = {"before": stamp, "reason": reason.strip()}
     if after is not None:
-        start = _given_time(after)
+        start = given_time(after)
         if start >= cutoff:
             raise StoreError(f"--after {after} is not before --before {before}: an empty window")
         entry["after"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
