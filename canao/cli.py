@@ -777,6 +777,11 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
         for (d, b), g in rows[off].groupby(["device", "backend"])
     }
     groups = {(str(d), str(b)): g for (d, b), g in df.groupby(["device", "backend"], sort=True)}
+    heads = rows.groupby(["device", "backend"]).head(1)
+    folder_of = {
+        (str(d), str(b)): Path(folders[i])
+        for d, b, i in zip(heads["device"], heads["backend"], heads.index, strict=True)
+    }
     out = []
     for device, backend in sorted(groups.keys() | retired.keys()):
         gone = retired.get((device, backend), {"rows": df.iloc[:0], "retired": []})
@@ -824,9 +829,30 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
                 else None,
                 "retired_rows": len(gone["rows"]),
                 "retired": gone["retired"],
+                "host_checks": _host_checks(folder_of[(device, backend)]),
             }
         )
     return out
+
+
+def _host_checks(folder: Path) -> dict[str, Any] | None:
+    """How many ``--check-host`` checks the store folder logged, how many passed, and the last
+    one; None where it logged none (lines cut by a crash are skipped)."""
+    path = folder / HOST_CHECKS
+    if not path.exists():
+        return None
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and "passed" in entry:
+            entries.append(entry)
+    if not entries:
+        return None
+    passed = sum(bool(e["passed"]) for e in entries)
+    return {"checks": len(entries), "passed": passed, "last": entries[-1]}
 
 
 def cmd_dataset_info(args: argparse.Namespace) -> int:
@@ -872,6 +898,19 @@ def cmd_dataset_info(args: argparse.Namespace) -> int:
             print(f"  host drift: canary block {lo:.3f} .. {hi:.3f} ms ({hi / lo - 1:.1%} spread)")
         elif s["rows"]:
             print("  host drift: not tracked (measured without a canary)")
+        if s["host_checks"]:
+            h, last = s["host_checks"], s["host_checks"]["last"]
+            if "median_ratio" in last:
+                said = f"{last['median_ratio']:.3f}x the dataset's medians"
+            else:
+                said = (
+                    f"the canary {last['canary_ms']:.3f} ms against {last['first_canary_ms']:.3f}"
+                )
+            verdict = "passed" if last["passed"] else "failed"
+            print(
+                f"  host checks (--check-host): {h['checks']}, {h['passed']} passed; last "
+                f"{last['timestamp']}: {said}, {verdict}"
+            )
         if s["retired_rows"]:
             print(f"  retired (kept on disk, not read): {s['retired_rows']} rows")
             for entry in s["retired"]:

@@ -318,6 +318,11 @@ def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
     logged = [json.loads(r) for r in (folder / "host_checks.jsonl").read_text().splitlines()]
     assert [(e["specs"], e["passed"]) for e in logged] == [(4, False), (4, True)]
     assert all(e["p5_ratio"] <= e["median_ratio"] <= e["p95_ratio"] for e in logged)
+    assert main(["dataset", "info", str(folder), "--json"]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert (info["host_checks"]["checks"], info["host_checks"]["passed"]) == (2, 1)
+    assert main(["dataset", "info", str(folder)]) == 0
+    assert "host checks (--check-host): 2, 1 passed; last " in capsys.readouterr().out
     assert main([*base, *check, "--host-tolerance", "0"]) == 2
     assert "--host-tolerance > 0" in _one_error_line(capsys)
 
