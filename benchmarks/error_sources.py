@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold
 
-from canao.predictors.evaluation import blocks_xy, load_dataset, parse_dataset_name
+from canao.predictors.evaluation import blocks_xy, load_dataset, out_of_fold, parse_dataset_name
 from canao.profiling.store import drift_corrected_ms, read_all_rows
 
 DATASETS = (
@@ -47,9 +46,7 @@ def predictor_hits(data: Path, name: str, within: float = 0.05) -> pd.Series:
     df = load_dataset(data, f"{name}/drift-median")
     X, y = blocks_xy(df)
     keys = df.loc[df["kind"] == "block", "key"].to_numpy()
-    pred = np.zeros(len(y))
-    for tr, te in KFold(5, shuffle=True, random_state=0).split(X):
-        pred[te] = LatencyPredictor().fit(X.iloc[tr], y[tr]).predict(X.iloc[te])
+    pred = out_of_fold(X, y, LatencyPredictor)
     return pd.Series(np.abs(pred / y - 1) <= within, index=keys)
 
 
