@@ -234,9 +234,10 @@ def _host_check_pool(args: argparse.Namespace, path: Path, threads: int) -> list
     """``--check-host``: the specs of the kind this run measures (blocks, or whole models for
     ``--space models``) stored and settled in the store folder ``path`` at ``threads``, each
     with its drift-corrected median (ms); UsageError where there are none."""
+    from canao.predictors.evaluation import block_specs
     from canao.profiling.runner import row_key
     from canao.profiling.store import drift_median, read_all_rows, unsettled_keys
-    from canao.space import ArchSpec, BlockSpec
+    from canao.space import ArchSpec
 
     kind = "model" if args.space in ("models", "grid-models") else "block"
     rows = read_all_rows(path) if path.exists() else None
@@ -250,17 +251,14 @@ def _host_check_pool(args: argparse.Namespace, path: Path, threads: int) -> list
         & (fixed["threads"] == threads)
         & fixed["key"].isin(settled)
     ]
-    pool: list[tuple[Any, float]] = []
-    dims = ("hidden", "heads", "head_dim", "ffn", "seq_len", "batch")
-    row: dict[Any, Any]
-    for row in ok.to_dict("records"):
-        spec: Any = (
-            ArchSpec.from_json(row["arch"])
-            if kind == "model"
-            else BlockSpec(**{d: int(row[d]) for d in dims}, dtype=str(row["dtype"]))
-        )
-        if row_key(spec, threads) == row["key"]:  # the spec its row was measured from
-            pool.append((spec, float(row["median_ms"])))
+    specs: list[Any] = (
+        [ArchSpec.from_json(a) for a in ok["arch"]] if kind == "model" else block_specs(ok)
+    )
+    pool = [  # each spec that its row was measured from
+        (spec, float(ms))
+        for spec, key, ms in zip(specs, ok["key"], ok["median_ms"], strict=True)
+        if row_key(spec, threads) == key
+    ]
     if not pool:
         raise UsageError(
             f"--check-host: {path} holds no settled {kind} rows at {threads} thread(s) to "

@@ -121,9 +121,14 @@ def blocks_xy(df: pd.DataFrame, canary_ms: float | None = None) -> tuple[pd.Data
 
 
 def block_specs(df: pd.DataFrame) -> list[BlockSpec]:
-    """The BlockSpec of each row of ``df`` (block rows), in row order."""
+    """The BlockSpec of each row of ``df`` (block rows), in row order, at the row's ``dtype``
+    where the frame has that column."""
     rows = df[list(DIMS)].to_numpy(dtype=np.int64).tolist()
-    return [BlockSpec(h, n, d, f, s, b) for h, n, d, f, s, b in rows]
+    dtypes = df["dtype"].astype(str).tolist() if "dtype" in df else ["float32"] * len(rows)
+    return [
+        BlockSpec(h, n, d, f, s, b, dtype=t)
+        for (h, n, d, f, s, b), t in zip(rows, dtypes, strict=True)
+    ]
 
 
 def model_rows(
