@@ -230,6 +230,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
 HOST_CHECKS = "host_checks.jsonl"
 
 
+def _log_host_check(path: Path, **fields: Any) -> dict[str, Any]:
+    """Append one ``--check-host`` entry, time-stamped now, to the folder's :data:`HOST_CHECKS`;
+    the entry."""
+    entry = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
+    with open(path / HOST_CHECKS, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return entry
+
+
 def _host_check_pool(args: argparse.Namespace, path: Path, threads: int) -> list[tuple[Any, float]]:
     """``--check-host``: the specs of the kind this run measures (blocks, or whole models for
     ``--space models``) stored and settled in the store folder ``path`` at ``threads``, each
@@ -289,19 +298,17 @@ def _host_check(
     q = np.asarray(ratios)
     med, p5, p95 = (float(v) for v in np.percentile(q, [50, 5, 95]))
     ok = abs(np.log(med)) <= np.log1p(args.host_tolerance)
-    entry = {
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "round": r + 1,
-        "specs": len(q),
-        "median_ratio": med,
-        "p5_ratio": p5,
-        "p95_ratio": p95,
-        "within_5pct": float(np.mean(np.abs(q - 1) <= 0.05)),
-        "tolerance": args.host_tolerance,
-        "passed": bool(ok),
-    }
-    with open(path / HOST_CHECKS, "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    entry = _log_host_check(
+        path,
+        round=r + 1,
+        specs=len(q),
+        median_ratio=med,
+        p5_ratio=p5,
+        p95_ratio=p95,
+        within_5pct=float(np.mean(np.abs(q - 1) <= 0.05)),
+        tolerance=args.host_tolerance,
+        passed=bool(ok),
+    )
     text = (
         f"{len(q)} stored specs measured again read {med:.3f}x their drift-corrected medians "
         f"(5th-95th percentile {p5:.3f}-{p95:.3f}x; {entry['within_5pct']:.0%} within 5%)"
@@ -335,17 +342,15 @@ def _canary_drifted(
         return False
     if abs(np.log(now / first)) <= np.log1p(2 * args.host_tolerance):
         return False
-    entry = {
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "round": r + 1,
-        "canary_ms": now,
-        "first_canary_ms": first,
-        "specs_measured": done,
-        "tolerance": 2 * args.host_tolerance,
-        "passed": False,
-    }
-    with open(path / HOST_CHECKS, "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    _log_host_check(
+        path,
+        round=r + 1,
+        canary_ms=now,
+        first_canary_ms=first,
+        specs_measured=done,
+        tolerance=2 * args.host_tolerance,
+        passed=False,
+    )
     print(
         f"canao profile: host check failed during the round: the canary reads {now:.3f} ms "
         f"against {first:.3f} ms after the check (beyond twice --host-tolerance); stopped "
@@ -770,16 +775,16 @@ def dataset_summary(path: Path) -> list[dict[str, Any]]:
 
     rows, off, folders = marked_rows(path)  # read once: the live rows and the retired ones
     df = latest(rows[~off].reset_index(drop=True))
-    retired: dict[tuple[str, str], dict[str, Any]] = {
-        (str(d), str(b)): {"rows": g, "retired": retirements(folders[g.index[0]])}
-        for (d, b), g in rows[off].groupby(["device", "backend"])
-    }
-    groups = {(str(d), str(b)): g for (d, b), g in df.groupby(["device", "backend"], sort=True)}
     heads = rows.groupby(["device", "backend"]).head(1)
-    folder_of = {
+    folder_of = {  # each (device, backend)'s store folder
         (str(d), str(b)): Path(folders[i])
         for d, b, i in zip(heads["device"], heads["backend"], heads.index, strict=True)
     }
+    retired: dict[tuple[str, str], dict[str, Any]] = {
+        (str(d), str(b)): {"rows": g, "retired": retirements(folder_of[(str(d), str(b))])}
+        for (d, b), g in rows[off].groupby(["device", "backend"])
+    }
+    groups = {(str(d), str(b)): g for (d, b), g in df.groupby(["device", "backend"], sort=True)}
     out = []
     for device, backend in sorted(groups.keys() | retired.keys()):
         gone = retired.get((device, backend), {"rows": df.iloc[:0], "retired": []})
