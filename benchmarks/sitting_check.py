@@ -29,30 +29,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from canao.predictors.evaluation import blocks_xy
+from canao.predictors.evaluation import blocks_xy, canary_reference
 from canao.predictors.predictor import LatencyPredictor
 from canao.profiling.store import drift_median, given_time, read_all_rows
 
 BANDS = [(0.0, 1.0), (1.0, 5.0), (5.0, 20.0), (20.0, np.inf)]
 
 
-def _summary(label: str, ratio: np.ndarray, ms: np.ndarray) -> list[str]:
-    """Table rows of one set of ratios: overall, then per reference latency band."""
+def _summary(label: str, ratio: np.ndarray, ms: np.ndarray) -> str:
+    """The table row of one set of ratios: overall, then the median per reference latency
+    band."""
     if not len(ratio):
-        return [f"| {label} | 0 | | | | | |"]
+        return f"| {label} | 0 | | | | | |"
     p5, med, p95 = np.percentile(ratio, [5, 50, 95])
     err = np.abs(ratio - 1)
-    out = [
+    bands = ", ".join(
+        f"{lo:g}-{hi:g} ms: {np.median(ratio[(ms >= lo) & (ms < hi)]):.3f}"
+        for lo, hi in BANDS
+        if np.any((ms >= lo) & (ms < hi))
+    )
+    return (
         f"| {label} | {len(ratio)} | {med:.3f} | {p5:.3f}-{p95:.3f} | "
-        f"{np.mean(err <= 0.05):.1%} | {np.mean(err <= 0.10):.1%} | "
-        + ", ".join(
-            f"{lo:g}-{hi:g} ms: {np.median(ratio[(ms >= lo) & (ms < hi)]):.3f}"
-            for lo, hi in BANDS
-            if np.any((ms >= lo) & (ms < hi))
-        )
-        + " |"
-    ]
-    return out
+        f"{np.mean(err <= 0.05):.1%} | {np.mean(err <= 0.10):.1%} | {bands} |"
+    )
 
 
 def check(folder: Path, after: str, before: str | None, threads: int, retired: bool) -> str:
@@ -71,8 +70,7 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
         )
     ref = drift_median(ref_rows.reset_index(drop=True))
     ref_ms = ref.set_index("key")["median_ms"]
-    canary = pd.to_numeric(ref_rows["canary_ms"], errors="coerce")
-    canary_ref = float(canary[canary > 0].median())
+    canary_ref = canary_reference(ref_rows) or float("nan")  # nan: measured without a canary
     sit_canary = pd.to_numeric(sit["canary_ms"], errors="coerce").to_numpy(dtype=np.float64)
 
     old = sit["key"].isin(ref_ms.index).to_numpy()
@@ -93,8 +91,8 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
         "| rows | n | median ratio | 5th-95th pct | within ±5% | within ±10% | median by band |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    lines += _summary("known keys, sitting row / reference median", raw, old_ms)
-    lines += _summary("the same, canary-corrected", by_canary, old_ms)
+    lines.append(_summary("known keys, sitting row / reference median", raw, old_ms))
+    lines.append(_summary("the same, canary-corrected", by_canary, old_ms))
     if len(new):
         X, y = blocks_xy(ref)
         model = LatencyPredictor().fit(X, y)
@@ -103,11 +101,13 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
         med_ms = per_key["median_ms"].median().reindex(first["key"]).to_numpy()
         Xn, _ = blocks_xy(first)
         pred = model.predict(Xn)
-        lines += _summary(
-            f"new keys, median of their rows / predicted from the reference "
-            f"({int(per_key.size().median())} rows a key)",
-            med_ms / pred,
-            pred,
+        lines.append(
+            _summary(
+                f"new keys, median of their rows / predicted from the reference "
+                f"({int(per_key.size().median())} rows a key)",
+                med_ms / pred,
+                pred,
+            )
         )
     return "\n".join(lines) + "\n"
 
