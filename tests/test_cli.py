@@ -284,15 +284,21 @@ def test_profile_resumes_and_info_describes(capsys, tmp_path) -> None:
     assert f"{cpu_identity()['cpu_count']} cores" in text
 
 
-def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
-    """--check-host N: N stored, settled specs measured again (not stored) against their
-    drift-corrected medians; the round's new rows are measured only if the ratio is within
-    --host-tolerance, and every check is logged."""
+def _unit_profile(tmp_path: Path) -> tuple[list[str], Path]:
+    """``canao profile`` arguments for quick eager blocks of the small space on device
+    ``unit``, and the dataset root they write to."""
     space = tmp_path / "space.json"
     space.write_text(SMALL)
     out = tmp_path / "data"
     base = ["profile", "--backend", "eager", "--out", str(out), "--space-config", str(space)]
-    base += ["--device", "unit", "--repeat", "3", "--min-repeat-ms", "2"]
+    return [*base, "--device", "unit", "--repeat", "3", "--min-repeat-ms", "2"], out
+
+
+def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
+    """--check-host N: N stored, settled specs measured again (not stored) against their
+    drift-corrected medians; the round's new rows are measured only if the ratio is within
+    --host-tolerance, and every check is logged."""
+    base, out = _unit_profile(tmp_path)
     check = ["--samples", "6", "--check-host", "4"]
     assert main([*base, *check]) == 2  # nothing stored to compare with
     assert "compares with stored rows" in _one_error_line(capsys)
@@ -332,11 +338,7 @@ def test_profile_check_host_stops_when_the_canary_moves(capsys, tmp_path, monkey
     its first reading after the check, the round stops (exit 3), the rows so far kept."""
     import canao.cli
 
-    space = tmp_path / "space.json"
-    space.write_text(SMALL)
-    out = tmp_path / "data"
-    base = ["profile", "--backend", "eager", "--out", str(out), "--space-config", str(space)]
-    base += ["--device", "unit", "--repeat", "3", "--min-repeat-ms", "2"]
+    base, out = _unit_profile(tmp_path)
     settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
     assert main([*base, "--samples", "4"]) == 0
     assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
