@@ -78,7 +78,6 @@ def _make_runner(args: argparse.Namespace, device: str, cfg: Any) -> Any:
 # -- canao profile -----------------------------------------------------------------------------
 def cmd_profile(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from canao.profiling.backends import backend_class
     from canao.profiling.samplers import BlockSpace, ModelSpace, block_samples, random_archs
@@ -122,6 +121,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     predictor = None
     if args.tuned_only and (args.backend != "tvm" or args.rpc_tracker):
         raise UsageError("--tuned-only applies to --backend tvm on this host")
+    if args.with_new and not args.remeasure:
+        raise UsageError("--with-new adds the design's new specs to a --remeasure round")
     if args.adaptive and args.remeasure:
         raise UsageError("--adaptive measures new specs; --remeasure repeats stored ones")
     if not args.max_median_error > 0:
@@ -130,6 +131,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
     if args.check_host < 0 or not args.host_tolerance > 0:
         raise UsageError("--check-host must be >= 0 and --host-tolerance > 0")
+    if args.host_wait < 0 or args.host_tries < 1:
+        raise UsageError("--host-wait must be >= 0 and --host-tries >= 1")
+    if args.host_wait and not args.check_host:
+        raise UsageError("--host-wait waits for a host that --check-host N failed: give both")
     if args.rounds > 1 and (not args.remeasure or args.shuffle is None):
         raise UsageError(
             "--rounds N repeats --remeasure rounds, each in its own shuffled order: "
@@ -187,30 +192,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
             seed = None if args.shuffle is None else args.shuffle + r  # this round's order
             if seed is not None:
                 todo = [todo[i] for i in np.random.default_rng(seed).permutation(len(todo))]
-            n_err = n_noisy = 0
             with runner:  # a fresh measuring process each round (the runners start lazily)
-                if check_pool and not _host_check(args, runner, store.path, check_pool, r):
-                    return 3
-                _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
-                tty = sys.stderr.isatty()
-                bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
-                canary_ms = first_canary = None
-                for i, spec in enumerate(bar):
-                    if args.canary_every and i % args.canary_every == 0:
-                        canary_ms = _measure_canary(runner, store.path)
-                        first_canary = first_canary or canary_ms
-                        if check_pool and _canary_drifted(
-                            args, store.path, first_canary, canary_ms, i, r
-                        ):
-                            return 3
-                    res = runner.run(spec)
-                    res.canary_ms = canary_ms
-                    store.append(res.row(), remeasure=bool(args.remeasure))
-                    n_err += not res.ok
-                    n_noisy += res.ok and res.noisy
-                    ms = res.measurement.median_ms if res.ok and res.measurement else None
-                    last = "err" if ms is None else f"{ms:.3f}ms"
-                    bar.set_postfix(last=last, errors=n_err, noisy=n_noisy, refresh=False)
+                counts = _measure_round(
+                    args, runner, store, todo, check_pool, r, seed, cfg, space_cfg
+                )
+            if counts is None:
+                return 3
+            n_err, n_noisy = counts
             print(
                 f"canao profile: done{_round_text(args, r)}: {len(todo)} measured, {n_err} "
                 f"errors, {n_noisy} noisy; {len(store)} rows in {store.path}",
@@ -224,6 +212,69 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if predictor is not None:
         _retrain(args, device, predictor)
     return 0
+
+
+def _measure_round(
+    args: argparse.Namespace,
+    runner: Any,
+    store: Any,
+    todo: list[Any],
+    check_pool: list[tuple[Any, float]],
+    r: int,
+    seed: int | None,
+    cfg: Any,
+    space_cfg: Any,
+) -> tuple[int, int] | None:
+    """Measure one round's ``todo`` into ``store``: (errors, noisy), or None where the host
+    failed ``--check-host`` (before the round, or by its canary during it) and
+    ``--host-wait`` does not wait for it, or has waited ``--host-tries`` checks; the rows
+    measured so far are kept. With ``--host-wait``, a round whose canary moved goes on from
+    where it stopped once a check passes again."""
+    from tqdm import tqdm
+
+    n_err = n_noisy = checks = 0
+    while True:
+        while check_pool and not _host_check(args, runner, store.path, check_pool, r):
+            checks += 1
+            if not args.host_wait or checks >= args.host_tries:
+                return None
+            _wait_for_host(args, checks)
+        _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
+        tty = sys.stderr.isatty()
+        bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
+        canary_ms = first_canary = None
+        for i, spec in enumerate(bar):
+            if args.canary_every and i % args.canary_every == 0:
+                canary_ms = _measure_canary(runner, store.path)
+                first_canary = first_canary or canary_ms
+                if check_pool and _canary_drifted(args, store.path, first_canary, canary_ms, i, r):
+                    break
+            res = runner.run(spec)
+            res.canary_ms = canary_ms
+            store.append(res.row(), remeasure=bool(args.remeasure))
+            n_err += not res.ok
+            n_noisy += res.ok and res.noisy
+            ms = res.measurement.median_ms if res.ok and res.measurement else None
+            last = "err" if ms is None else f"{ms:.3f}ms"
+            bar.set_postfix(last=last, errors=n_err, noisy=n_noisy, refresh=False)
+        else:
+            return n_err, n_noisy
+        bar.close()
+        checks += 1
+        if not args.host_wait or checks >= args.host_tries:
+            return None
+        todo = todo[i:]
+        _wait_for_host(args, checks)
+
+
+def _wait_for_host(args: argparse.Namespace, checks: int) -> None:
+    """``--host-wait``: print, and sleep ``--host-wait`` seconds before the next host check."""
+    print(
+        f"canao profile: waiting {args.host_wait:g} s for the host before check {checks + 1} "
+        f"of up to {args.host_tries}",
+        file=sys.stderr,
+    )
+    time.sleep(args.host_wait)
 
 
 #: the file of a store folder that logs every ``canao profile --check-host`` check
@@ -319,7 +370,12 @@ def _host_check(
         print(
             f"canao profile: host check failed: {text}, beyond --host-tolerance "
             f"{args.host_tolerance:g}; the host is not in the state the dataset was measured "
-            "in, so nothing more is measured (wait, or quiet the host, and run again)",
+            "in, so nothing more is measured "
+            + (
+                "until a check passes"
+                if args.host_wait
+                else "(wait, or quiet the host, and run again)"
+            ),
             file=sys.stderr,
         )
     return bool(ok)
@@ -373,12 +429,17 @@ def _profile_todo(
 
     if args.remeasure:
         todo = _remeasure_specs(store, specs, threads, args.remeasure, args.max_median_error)
+        new = [s for s in specs if row_key(s, threads) not in store] if args.with_new else []
         print(
             f"canao profile: {device}/{args.backend}{_round_text(args, r)}: re-measuring "
             f"{len(todo)} of {len(specs)} specs ({args.remeasure} stored rows; the new rows "
-            "supersede them)",
+            "supersede them)"
+            + (f", and measuring the {len(new)} not stored yet among them" if new else ""),
             file=sys.stderr,
         )
+        if new:  # back in the design's order, each new spec where it belongs
+            keep = {id(s) for s in [*todo, *new]}
+            todo = [s for s in specs if id(s) in keep]
     else:
         todo = [s for s in specs if row_key(s, threads) not in store]
         print(
@@ -1617,6 +1678,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-median-error of it); the new rows supersede the old ones, which stay on disk",
     )
     p.add_argument(
+        "--with-new",
+        action="store_true",
+        help="--remeasure: measure the design's specs not stored yet in the same round, "
+        "shuffled among the stored ones (with --shuffle), so that --combine drift-median reads "
+        "the host's speed at each new spec from the stored specs measured around it (a "
+        "sitting of new specs alone has none until they are measured again)",
+    )
+    p.add_argument(
         "--max-median-error",
         type=float,
         default=0.02,
@@ -1659,6 +1728,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.03,
         metavar="FRACTION",
         help="--check-host: how far from 1 the median ratio may be (default: 0.03)",
+    )
+    p.add_argument(
+        "--host-wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="--check-host: where a check fails (before a round, or by the canary during one), "
+        "wait SECONDS and check again, then measure on (the round's remaining specs), instead "
+        "of stopping with exit code 3 (default 0: stop)",
+    )
+    p.add_argument(
+        "--host-tries",
+        type=int,
+        default=12,
+        metavar="N",
+        help="--host-wait: stop with exit code 3 after N failed checks in a round (default: 12)",
     )
     p.add_argument(
         "--tuned-only",

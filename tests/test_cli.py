@@ -358,6 +358,66 @@ def test_profile_check_host_stops_when_the_canary_moves(capsys, tmp_path, monkey
     assert (entry["specs_measured"], entry["first_canary_ms"], entry["passed"]) == (4, 1.0, False)
 
 
+def test_profile_host_wait_checks_again_and_goes_on(capsys, tmp_path, monkeypatch) -> None:
+    """--host-wait S: a failed check, before the round or by the canary during it, waits S
+    seconds and checks again, and the round goes on from the spec where it stopped; after
+    --host-tries failed checks it stops with exit 3."""
+    import canao.cli
+
+    base, out = _unit_profile(tmp_path)
+    settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
+    assert main([*base, "--samples", "4"]) == 0
+    assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
+    rows = len(read_all_rows(out))
+    capsys.readouterr()
+    waits: list[float] = []
+    real_sleep = canao.cli.time.sleep
+    monkeypatch.setattr(
+        canao.cli.time, "sleep", lambda s: waits.append(s) if s == 123 else real_sleep(s)
+    )
+    checks = iter([False, True, True])  # the first check fails, then two pass
+    canaries = iter([1.0, 1.5, 1.0, 1.01])  # the canary before spec 2 moved, then it is back
+    monkeypatch.setattr(canao.cli, "_host_check", lambda *a: next(checks))
+    monkeypatch.setattr(canao.cli, "_measure_canary", lambda *a: next(canaries))
+    argv = [*base, "--samples", "10", "--check-host", "3", "--max-median-error", "1e6"]
+    assert main([*argv, "--canary-every", "2", "--host-wait", "123"]) == 0
+    err = capsys.readouterr().err
+    assert "waiting 123 s for the host before check 2 of up to 12" in err
+    assert "before check 3 of up to 12" in err and waits == [123, 123]
+    got = read_all_rows(out)
+    new = got.iloc[rows:]
+    assert len(new) == 6 and new["key"].is_unique  # each new spec once, none skipped
+    monkeypatch.setattr(canao.cli, "_host_check", lambda *a: False)
+    argv[argv.index("10")] = "12"
+    assert main([*argv, "--host-wait", "123", "--host-tries", "2"]) == 3
+    assert waits == [123, 123, 123] and len(read_all_rows(out)) == rows + 6
+    capsys.readouterr()
+    assert main([*base, "--samples", "12", "--host-wait", "5"]) == 2
+    assert "give both" in _one_error_line(capsys)
+
+
+def test_profile_with_new_mixes_new_specs_into_a_remeasure_round(capsys, tmp_path) -> None:
+    """--remeasure all --with-new: the stored specs again and the design's new ones, in one
+    shuffled round; without --remeasure it is refused."""
+    base, out = _unit_profile(tmp_path)
+    assert main([*base, "--samples", "3"]) == 0
+    old = set(read_all_rows(out)["key"])
+    capsys.readouterr()
+    mixed = ["--samples", "6", "--remeasure", "all", "--shuffle", "2"]
+    assert main([*base, *mixed, "--with-new"]) == 0
+    assert "re-measuring 3 of 6 specs" in (err := capsys.readouterr().err)
+    assert "and measuring the 3 not stored yet among them" in err
+    rows = read_all_rows(out)
+    assert len(rows) == 9 and rows["key"].value_counts().to_dict() == {
+        **{k: 2 for k in old},
+        **{k: 1 for k in set(rows["key"]) - old},
+    }
+    runs = [json.loads(r) for r in (out / "unit" / "eager" / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 2
+    assert main([*base, "--samples", "6", "--with-new"]) == 2
+    assert "--with-new adds" in _one_error_line(capsys)
+
+
 def test_measure_json_prints_one_object() -> None:
     """As a user runs it: the console script, stdout is exactly one JSON object."""
     exe = Path(sys.executable).with_name("canao")
