@@ -333,17 +333,23 @@ def test_profile_check_host_gates_new_rows(capsys, tmp_path) -> None:
     assert "--host-tolerance > 0" in _one_error_line(capsys)
 
 
+def _settled_unit_profile(tmp_path: Path) -> tuple[list[str], Path]:
+    """:func:`_unit_profile`, with its first 4 blocks stored and measured twice more, so
+    that ``--check-host`` (at ``--max-median-error 1e6``) has settled specs to check."""
+    base, out = _unit_profile(tmp_path)
+    settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
+    assert main([*base, "--samples", "4"]) == 0
+    assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
+    return base, out
+
+
 def test_profile_check_host_stops_when_the_canary_moves(capsys, tmp_path, monkeypatch) -> None:
     """--check-host, during a round: once the canary reads more than twice --host-tolerance off
     its first reading after the check, the round stops (exit 3), the rows so far kept."""
     import canao.cli
 
-    base, out = _unit_profile(tmp_path)
-    settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
-    assert main([*base, "--samples", "4"]) == 0
-    assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
+    base, out = _settled_unit_profile(tmp_path)
     rows = len(read_all_rows(out))
-    capsys.readouterr()
     canaries = iter([1.0, 1.05, 1.5, 1.5])  # within 2 x 3%, then 50% off
     monkeypatch.setattr(canao.cli, "_host_check", lambda *a: True)
     monkeypatch.setattr(canao.cli, "_measure_canary", lambda *a: next(canaries))
@@ -364,12 +370,8 @@ def test_profile_host_wait_checks_again_and_goes_on(capsys, tmp_path, monkeypatc
     --host-tries failed checks it stops with exit 3."""
     import canao.cli
 
-    base, out = _unit_profile(tmp_path)
-    settle = ["--remeasure", "all", "--rounds", "2", "--shuffle", "1"]
-    assert main([*base, "--samples", "4"]) == 0
-    assert main([*base, "--samples", "4", *settle, "--max-median-error", "1e6"]) == 0
+    base, out = _settled_unit_profile(tmp_path)
     rows = len(read_all_rows(out))
-    capsys.readouterr()
     waits: list[float] = []
     real_sleep = canao.cli.time.sleep
     monkeypatch.setattr(
