@@ -138,17 +138,21 @@ def host_device_name(root: Path | None = None) -> str:
 
     Where ``root`` (a dataset root) already holds that folder for another CPU with the same
     model name, ISA and core count, the name gets the family and model numbers, e.g.
-    ``amd-epyc-avx512-2c-f25m17``, so that two CPUs never share a folder."""
+    ``amd-epyc-avx512-2c-f25m17``, so that two CPUs never share a folder; a root that holds
+    only that longer name's folder, recorded by this CPU (a copy of it), resolves to it too."""
     name = f"{slug(cpu_model())}-{isa_level()}-{os.cpu_count()}c"
     if root is None:
         return name
-    recorded = read_identity(Path(root) / name)
     host = cpu_identity()
-    if recorded is None or not identity_conflicts(recorded, host):
-        return name
     if "family" in host and "model" in host:
-        return f"{name}-f{host['family']}m{host['model']}"
-    return f"{name}-{slug(str(host.get('vendor', 'other')))}"
+        own = f"{name}-f{host['family']}m{host['model']}"
+    else:
+        own = f"{name}-{slug(str(host.get('vendor', 'other')))}"
+    recorded = read_identity(Path(root) / name)
+    if recorded is None:
+        mine = read_identity(Path(root) / own)
+        return own if mine is not None and not identity_conflicts(mine, host) else name
+    return name if not identity_conflicts(recorded, host) else own
 
 
 def resolve_device(name: str, root: Path | None = Path("datasets_latency")) -> str:

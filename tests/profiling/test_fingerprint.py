@@ -58,6 +58,11 @@ def test_host_gets_its_own_folder_beside_another_cpu_of_the_same_name(tmp_path: 
     own = resolve_device("host", tmp_path)
     assert own != base and own.startswith(base + "-")
     claim_device_folder(tmp_path / own)  # and that folder is this host's
+    copy = tmp_path / "copy"  # a root holding a copy of that folder alone still resolves to it
+    record(copy / own, **cpu_identity())
+    assert resolve_device("host", copy) == own
+    record(tmp_path / "copy2" / own, **other_cpu())  # but not one another CPU recorded
+    assert resolve_device("host", tmp_path / "copy2") == base
 
 
 @pytest.mark.parametrize(
