@@ -392,10 +392,13 @@ def _host_drift(
     for name, g in ok.groupby(DRIFT_GROUP, sort=False):
         y = g["median_ms"].to_numpy(dtype=np.float64)
         keys = g["key"].to_numpy()
+        once = g["key"].map(g["key"].value_counts()).to_numpy() == 1
         factor, beta = np.ones(len(y)), np.ones(len(y))
         for _ in range(iterations):
             med = pd.Series(y / factor**beta).groupby(keys).transform("median").to_numpy()
-            ratio = np.pad(np.log(y / med) / beta, window, constant_values=np.nan)
+            # a key measured once is its own median: its ratio of 1 says nothing of the host
+            ratio = np.where(once, np.nan, np.log(y / med) / beta)
+            ratio = np.pad(ratio, window, constant_values=np.nan)
             near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1).copy()
             near[:, window] = np.nan  # not the row itself
             with warnings.catch_warnings():
@@ -419,8 +422,9 @@ def host_speed(
     over that row's exponent, below), iterated with the medians recomputed from the corrected
     latencies. Every row serves as a canary for its neighbours, so this needs repeated rounds
     (``--remeasure all``) visited in shuffled orders (``--shuffle``), where the neighbours of a
-    key differ from round to round; a key measured once has a ratio of 1 and pulls its
-    neighbours' factors towards 1.
+    key differ from round to round. A key measured once is left out of its neighbours' medians
+    (its ratio to its own median is 1 and says nothing), so new keys mixed into a round of
+    stored ones (``--with-new``) are read against the stored ones alone.
 
     The host's speed does not reach every key alike: on the shipped Intel VM a sitting that ran
     25% fast sped its small eager blocks up by more and its slow ones by less. So a row's

@@ -290,6 +290,29 @@ def test_drift_median_takes_out_the_hosts_slow_drift() -> None:
     assert exponent["fastest"] == pytest.approx(exponent["slowest"], rel=0.05)
 
 
+def test_new_keys_mixed_into_a_round_are_read_against_the_stored_ones() -> None:
+    """A round on a host 15% slow that mixes 300 new keys (measured once) into 300 keys of four
+    earlier rounds: each new key's speed is read from the stored keys measured around it, not
+    pulled towards 1 by the other new keys, whose ratios to their own single row say nothing."""
+    rng = np.random.default_rng(3)
+    rows, true, _ = drifting_rounds(rng, 0.0, keys=300, rounds=4)  # a steady host
+    new_true = np.exp(rng.uniform(-2, 3, 300))
+    order = rng.permutation(600)  # < 300: a stored key, else a new one
+    ms = np.where(order < 300, true[order % 300], new_true[order % 300]) * 1.15
+    mixed = pd.DataFrame(
+        {
+            **{c: rows[c].iloc[0] for c in ("device", "backend", "threads", "kind", "error")},
+            "key": [f"block:{k}" if k < 300 else f"block:new{k - 300}" for k in order],
+            "median_ms": ms * np.exp(rng.normal(0, 0.01, 600)),
+            "timestamp": [f"2026-01-02T00:00:{i:06d}" for i in range(600)],
+        }
+    )
+    df = pd.concat([rows, mixed], ignore_index=True)
+    fixed = drift_median(df, degree=None).set_index("key")["median_ms"]
+    err = np.abs(np.log(fixed[[f"block:new{k}" for k in range(300)]].to_numpy() / new_true))
+    assert np.median(err) < 0.015 and np.mean(err <= 0.03) > 0.95  # 15% slow, read back
+
+
 def test_drift_reaches_fast_and_slow_keys_with_their_own_exponent() -> None:
     """A host whose speed reaches its fast keys harder than its slow ones (the exponent falls
     from 1.3 at 0.14 ms to 0.55 at 20 ms, as the Intel VM's eager blocks do): one factor for
