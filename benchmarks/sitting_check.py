@@ -15,6 +15,11 @@ the reference is its rows measured before ``--after``, read as drift-corrected m
   predictor (the default one, analytic base) fitted on every reference block, so a sitting of
   new blocks is checked against what the blocks measured before say about them.
 
+Both also drift-corrected: each row over the host's speed that the rows measured around it
+read (``--combine drift-median``'s correction, over the reference and the sitting together),
+which takes a slow sitting out where known keys were measured among the new ones
+(``canao profile --remeasure all --with-new``).
+
 Each as the median ratio, its 5th-95th percentile, the share within ±5% / ±10%, and the
 median ratio per latency band. ``--retired`` reads the folder's retired rows too (a retired
 sitting). Prints Markdown; ``--out`` also writes it.
@@ -31,7 +36,7 @@ import pandas as pd
 
 from canao.predictors.evaluation import blocks_xy, canary_reference
 from canao.predictors.predictor import LatencyPredictor
-from canao.profiling.store import drift_median, given_time, read_all_rows
+from canao.profiling.store import drift_corrected_ms, drift_median, given_time, read_all_rows
 
 BANDS = [(0.0, 1.0), (1.0, 5.0), (5.0, 20.0), (20.0, np.inf)]
 
@@ -77,6 +82,9 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
     old_ms = ref_ms.reindex(sit["key"][old]).to_numpy()
     raw = sit["median_ms"].to_numpy(dtype=np.float64)[old] / old_ms
     by_canary = raw * canary_ref / sit_canary[old]
+    # each sitting row divided by the host's speed that the rows measured around it read
+    # (--combine drift-median's correction, over the reference and the sitting together)
+    fixed = drift_corrected_ms(pd.concat([ref_rows, sit])).reindex(sit.index).to_numpy()
 
     new = sit[~old]
     lines = [
@@ -93,12 +101,14 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
     ]
     lines.append(_summary("known keys, sitting row / reference median", raw, old_ms))
     lines.append(_summary("the same, canary-corrected", by_canary, old_ms))
+    lines.append(_summary("the same, drift-corrected", fixed[old] / old_ms, old_ms))
     if len(new):
         X, y = blocks_xy(ref)
         model = LatencyPredictor().fit(X, y)
         per_key = new.groupby("key", sort=False)
         first = per_key.head(1).reset_index(drop=True)
         med_ms = per_key["median_ms"].median().reindex(first["key"]).to_numpy()
+        new_fixed = pd.Series(fixed[~old], index=new["key"]).groupby(level=0).median()
         Xn, _ = blocks_xy(first)
         pred = model.predict(Xn)
         lines.append(
@@ -108,6 +118,9 @@ def check(folder: Path, after: str, before: str | None, threads: int, retired: b
                 med_ms / pred,
                 pred,
             )
+        )
+        lines.append(
+            _summary("the same, drift-corrected", new_fixed[first["key"]].to_numpy() / pred, pred)
         )
     return "\n".join(lines) + "\n"
 

@@ -392,15 +392,16 @@ def _host_drift(
     for name, g in ok.groupby(DRIFT_GROUP, sort=False):
         y = g["median_ms"].to_numpy(dtype=np.float64)
         keys = g["key"].to_numpy()
-        once = g["key"].map(g["key"].value_counts()).to_numpy() == 1
+        # a key measured once is its own median: its ratio of 1 says nothing of the host, so
+        # each row's neighbours are the rows nearest it in time among the others
+        told = g["key"].map(g["key"].value_counts()).to_numpy() > 1
+        at: np.ndarray = np.cumsum(told) - told  # per row, the informative rows before it
         factor, beta = np.ones(len(y)), np.ones(len(y))
-        for _ in range(iterations):
+        for _ in range(iterations if told.any() else 0):
             med = pd.Series(y / factor**beta).groupby(keys).transform("median").to_numpy()
-            # a key measured once is its own median: its ratio of 1 says nothing of the host
-            ratio = np.where(once, np.nan, np.log(y / med) / beta)
-            ratio = np.pad(ratio, window, constant_values=np.nan)
-            near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1).copy()
-            near[:, window] = np.nan  # not the row itself
+            ratio = np.pad((np.log(y / med) / beta)[told], window, constant_values=np.nan)
+            near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1)[at].copy()
+            near[told, window] = np.nan  # not the row itself
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a group of one row
                 factor = np.exp(np.nanmedian(near, axis=1))
@@ -423,8 +424,9 @@ def host_speed(
     latencies. Every row serves as a canary for its neighbours, so this needs repeated rounds
     (``--remeasure all``) visited in shuffled orders (``--shuffle``), where the neighbours of a
     key differ from round to round. A key measured once is left out of its neighbours' medians
-    (its ratio to its own median is 1 and says nothing), so new keys mixed into a round of
-    stored ones (``--with-new``) are read against the stored ones alone.
+    (its ratio to its own median is 1 and says nothing), and every row's neighbours are the
+    ``window`` informative rows nearest it on either side, so new keys mixed into a round of
+    stored ones (``--with-new``) are read against as many stored ones as any other row.
 
     The host's speed does not reach every key alike: on the shipped Intel VM a sitting that ran
     25% fast sped its small eager blocks up by more and its slow ones by less. So a row's

@@ -292,8 +292,9 @@ def test_drift_median_takes_out_the_hosts_slow_drift() -> None:
 
 def test_new_keys_mixed_into_a_round_are_read_against_the_stored_ones() -> None:
     """A round on a host 15% slow that mixes 300 new keys (measured once) into 300 keys of four
-    earlier rounds: each new key's speed is read from the stored keys measured around it, not
-    pulled towards 1 by the other new keys, whose ratios to their own single row say nothing."""
+    earlier rounds: each new key's speed is read from the stored keys measured nearest it, not
+    pulled towards 1 by the other new keys, whose ratios to their own single row say nothing
+    (79% within 3% and 15.5% at worst when they were counted, 98% and 3.5% now)."""
     rng = np.random.default_rng(3)
     rows, true, _ = drifting_rounds(rng, 0.0, keys=300, rounds=4)  # a steady host
     new_true = np.exp(rng.uniform(-2, 3, 300))
@@ -310,7 +311,7 @@ def test_new_keys_mixed_into_a_round_are_read_against_the_stored_ones() -> None:
     df = pd.concat([rows, mixed], ignore_index=True)
     fixed = drift_median(df, degree=None).set_index("key")["median_ms"]
     err = np.abs(np.log(fixed[[f"block:new{k}" for k in range(300)]].to_numpy() / new_true))
-    assert np.median(err) < 0.015 and np.mean(err <= 0.03) > 0.95  # 15% slow, read back
+    assert np.median(err) < 0.012 and np.mean(err <= 0.03) > 0.97 and err.max() < 0.05
 
 
 def test_drift_reaches_fast_and_slow_keys_with_their_own_exponent() -> None:
