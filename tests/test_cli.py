@@ -345,26 +345,24 @@ def _settled_unit_profile(tmp_path: Path) -> tuple[list[str], Path]:
 
 def test_profile_check_host_stops_when_the_canary_moves(capsys, tmp_path, monkeypatch) -> None:
     """--check-host, during a round: once the median of the canary's last 3 readings is more
-    than twice --host-tolerance off the dataset's canary, the round stops (exit 3), the rows so
-    far kept; one stray reading does not stop it."""
+    than twice --host-tolerance off the median of its first 3, the round stops (exit 3), the
+    rows so far kept; one stray reading does not stop it."""
     import canao.cli
 
     base, out = _settled_unit_profile(tmp_path)
     rows = len(read_all_rows(out))
-    canaries = iter([1.0, 1.5, 1.02, 1.5])  # one stray reading, then the host is 50% off
+    canaries = iter([1.0, 1.02, 0.99, 1.5, 1.01, 1.5, 1.5])  # a stray reading, then 50% off
     monkeypatch.setattr(canao.cli, "_host_check", lambda *a: True)
-    monkeypatch.setattr(canao.cli, "_canary_level", lambda *a: 1.01)  # the dataset's canary
     monkeypatch.setattr(canao.cli, "_measure_canary", lambda *a: next(canaries))
     argv = [*base, "--samples", "12", "--check-host", "3", "--max-median-error", "1e6"]
-    assert main([*argv, "--canary-every", "2"]) == 3
-    said = "the canary reads 1.500 ms (the median of its last 3 readings) against the dataset's"
-    assert f"{said} 1.010 ms" in capsys.readouterr().err
-    assert len(read_all_rows(out)) == rows + 6  # specs 0-5; the canaries before spec 6 moved
+    assert main([*argv, "--canary-every", "1"]) == 3
+    assert "the canary reads 1.500 ms against 1.000 ms after" in capsys.readouterr().err
+    assert len(read_all_rows(out)) == rows + 5  # specs 0-4; the canaries up to spec 5 moved
     (entry,) = [
         json.loads(e)
         for e in (out / "unit" / "eager" / "host_checks.jsonl").read_text().splitlines()
     ]
-    assert (entry["specs_measured"], entry["reference_ms"], entry["passed"]) == (6, 1.01, False)
+    assert (entry["specs_measured"], entry["first_canary_ms"], entry["passed"]) == (5, 1.0, False)
 
 
 def test_profile_host_wait_checks_again_and_goes_on(capsys, tmp_path, monkeypatch) -> None:
@@ -381,12 +379,11 @@ def test_profile_host_wait_checks_again_and_goes_on(capsys, tmp_path, monkeypatc
         canao.cli.time, "sleep", lambda s: waits.append(s) if s == 123 else real_sleep(s)
     )
     checks = iter([False, True, True])  # the first check fails, then two pass
-    canaries = iter([1.0, 1.5, 1.5, 1.0])  # the canaries before spec 4 moved, then are back
+    canaries = iter([1.0, 1.0, 1.0, 1.5, 1.5, 1.0, 1.0])  # moved before spec 4, then back
     monkeypatch.setattr(canao.cli, "_host_check", lambda *a: next(checks))
-    monkeypatch.setattr(canao.cli, "_canary_level", lambda *a: 1.0)
     monkeypatch.setattr(canao.cli, "_measure_canary", lambda *a: next(canaries))
     argv = [*base, "--samples", "10", "--check-host", "3", "--max-median-error", "1e6"]
-    assert main([*argv, "--canary-every", "2", "--host-wait", "123"]) == 0
+    assert main([*argv, "--canary-every", "1", "--host-wait", "123"]) == 0
     err = capsys.readouterr().err
     assert "waiting 123 s for the host before check 2 of up to 12" in err
     assert "before check 3 of up to 12" in err and waits == [123, 123]

@@ -399,7 +399,8 @@ def _host_drift(
         factor, beta = np.ones(len(y)), np.ones(len(y))
         for _ in range(iterations if told.any() else 0):
             med = pd.Series(y / factor**beta).groupby(keys).transform("median").to_numpy()
-            ratio = np.pad((np.log(y / med) / beta)[told], window, constant_values=np.nan)
+            ratio = (np.log(y / med) / beta)[told]  # padded for rows after the last of them:
+            ratio = np.pad(ratio, (window, window + 1), constant_values=np.nan)
             near = np.lib.stride_tricks.sliding_window_view(ratio, 2 * window + 1)[at].copy()
             near[told, window] = np.nan  # not the row itself
             with warnings.catch_warnings():

@@ -308,8 +308,10 @@ def test_new_keys_mixed_into_a_round_are_read_against_the_stored_ones() -> None:
             "timestamp": [f"2026-01-02T00:00:{i:06d}" for i in range(600)],
         }
     )
-    df = pd.concat([rows, mixed], ignore_index=True)
+    last = {**mixed.iloc[-1].to_dict(), "key": "block:last", "timestamp": "2026-01-03T00:00:00Z"}
+    df = pd.concat([rows, mixed, pd.DataFrame([last])], ignore_index=True)
     fixed = drift_median(df, degree=None).set_index("key")["median_ms"]
+    assert fixed["block:last"] == pytest.approx(last["median_ms"] / 1.15, rel=0.03)
     err = np.abs(np.log(fixed[[f"block:new{k}" for k in range(300)]].to_numpy() / new_true))
     assert np.median(err) < 0.012 and np.mean(err <= 0.03) > 0.97 and err.max() < 0.05
 
