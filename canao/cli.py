@@ -158,8 +158,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
             )
         specs = _transfer_specs(args, cfg, space_cfg)
     runner = _make_runner(args, device, cfg)  # bad runner options fail before any write
-    folder = Path(args.out) / device / args.backend
-    check_pool = _host_check_pool(args, folder, cfg.threads) if args.check_host else []
+    check_pool = (
+        _host_check_pool(args, Path(args.out) / device / args.backend, cfg.threads)
+        if args.check_host
+        else []
+    )
     if not args.rpc_tracker:
         from canao.profiling.fingerprint import claim_device_folder
 
@@ -233,9 +236,8 @@ def _measure_round(
     while True:
         while check_pool and not _host_check(args, runner, store.path, check_pool, r):
             checks += 1
-            if not args.host_wait or checks >= args.host_tries:
+            if not _wait_for_host(args, checks):
                 return None
-            _wait_for_host(args, checks)
         _append_run_log(store.path, args, cfg, space_cfg, round_=r + 1, shuffle=seed)
         tty = sys.stderr.isatty()
         bar = tqdm(todo, unit="spec", dynamic_ncols=True, mininterval=0.5 if tty else 30)
@@ -258,20 +260,24 @@ def _measure_round(
             return n_err, n_noisy
         bar.close()
         checks += 1
-        if not args.host_wait or checks >= args.host_tries:
+        if not _wait_for_host(args, checks):
             return None
         todo = todo[i:]
-        _wait_for_host(args, checks)
 
 
-def _wait_for_host(args: argparse.Namespace, checks: int) -> None:
-    """``--host-wait``: print, and sleep ``--host-wait`` seconds before the next host check."""
+def _wait_for_host(args: argparse.Namespace, checks: int) -> bool:
+    """After ``checks`` failed host checks in a round: False where ``--host-wait`` is 0 or
+    ``--host-tries`` are spent (the round stops), else print, sleep ``--host-wait`` seconds
+    before the next check and True."""
+    if not args.host_wait or checks >= args.host_tries:
+        return False
     print(
         f"canao profile: waiting {args.host_wait:g} s for the host before check {checks + 1} "
         f"of up to {args.host_tries}",
         file=sys.stderr,
     )
     time.sleep(args.host_wait)
+    return True
 
 
 #: the file of a store folder that logs every ``canao profile --check-host`` check
@@ -430,18 +436,17 @@ def _profile_todo(
     from canao.profiling.runner import row_key
 
     if args.remeasure:
-        todo = _remeasure_specs(store, specs, threads, args.remeasure, args.max_median_error)
-        new = [s for s in specs if row_key(s, threads) not in store] if args.with_new else []
+        todo = _remeasure_specs(
+            store, specs, threads, args.remeasure, args.max_median_error, args.with_new
+        )
+        new = [s for s in todo if row_key(s, threads) not in store]
         print(
             f"canao profile: {device}/{args.backend}{_round_text(args, r)}: re-measuring "
-            f"{len(todo)} of {len(specs)} specs ({args.remeasure} stored rows; the new rows "
-            "supersede them)"
+            f"{len(todo) - len(new)} of {len(specs)} specs ({args.remeasure} stored rows; the "
+            "new rows supersede them)"
             + (f", and measuring the {len(new)} not stored yet among them" if new else ""),
             file=sys.stderr,
         )
-        if new:  # back in the design's order, each new spec where it belongs
-            keep = {id(s) for s in [*todo, *new]}
-            todo = [s for s in specs if id(s) in keep]
     else:
         todo = [s for s in specs if row_key(s, threads) not in store]
         print(
@@ -461,12 +466,13 @@ def _profile_todo(
 
 
 def _remeasure_specs(
-    store: Any, specs: list[Any], threads: int, which: str, max_error: float
+    store: Any, specs: list[Any], threads: int, which: str, max_error: float, new: bool = False
 ) -> list[Any]:
     """The design's specs whose stored row is to be measured again: ``all`` stored ones,
     ``noisy`` (flagged noisy, or an error row), or ``unsettled``: keys measured fewer than 3
     times, or whose drift-corrected median's estimated standard error exceeds ``max_error``
-    of it (one more round moves it), see :func:`canao.profiling.store.unsettled_keys`."""
+    of it (one more round moves it), see :func:`canao.profiling.store.unsettled_keys`; with
+    ``new`` (``--with-new``), also the ones not stored yet. In the design's order."""
     from canao.profiling.runner import row_key
     from canao.profiling.store import read_all_rows, unsettled_keys
 
@@ -477,7 +483,7 @@ def _remeasure_specs(
         if which == "noisy":
             df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
         keys = set(df["key"])
-    return [s for s in specs if row_key(s, threads) in keys]
+    return [s for s in specs if (k := row_key(s, threads)) in keys or (new and k not in store)]
 
 
 def _tuned_specs(specs: list[Any], device: str, threads: int) -> list[Any]:
