@@ -1884,7 +1884,8 @@ def build_parser() -> argparse.ArgumentParser:
         # 30 and 10: transfer.MIN_BOOSTED_BLOCKS and MIN_RESIDUAL_BLOCKS (a test twins them)
         help="with --transfer-from: the boosted residual after the smooth one (stumps over "
         "every block feature): auto adds it from 30 blocks on (where "
-        "benchmarks/boosted_residual.py finds it helps), on from 10 (the smooth residual's "
+        "benchmarks/boosted_residual.py finds it helps), except with --records (where "
+        "benchmarks/transfer_records.py finds it costs), on from 10 (the smooth residual's "
         "minimum), off never (default: auto)",
     )
     p.add_argument(

@@ -538,7 +538,10 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         ``MIN_RESIDUAL_BLOCKS`` blocks, a smooth correction of what the form leaves
         (``transfer.SmoothResidual``); after it, a boosted correction of what it leaves
         (``transfer.BoostedResidual``, ``boosted_``): with ``boost`` None from
-        ``MIN_BOOSTED_BLOCKS`` blocks on, True with the smooth residual, False never.
+        ``MIN_BOOSTED_BLOCKS`` blocks on, unless the device's own tuning records are among the
+        ``helpers`` (they carry the per-shape detail its stumps would chase, and it cost 0.2-0.8
+        points into tuned TVM from four of five sources); True with the smooth residual, False
+        never.
         ``helpers``: other fitted source predictors, whose predictions a remix may mix in
         beside this one's (``others_``; a new device that sits between known ones): ``auto``
         also weighs each remix form with them against it without them, by the same
@@ -580,7 +583,8 @@ class LatencyPredictor(RegressorMixin, BaseEstimator):
         if residual and len(y) >= MIN_RESIDUAL_BLOCKS:
             p = _apply_transfer(X, src, remix, calib, others_ms=others_ms if with_others else None)
             self.residual_ = SmoothResidual.fit(residual_design(X, p), np.log(y / p))
-            if boost or (boost is None and len(y) >= MIN_BOOSTED_BLOCKS):
+            records = any(isinstance(h, RecordsSource) for h in helpers)
+            if boost or (boost is None and len(y) >= MIN_BOOSTED_BLOCKS and not records):
                 p = p * np.exp(self.residual_(residual_design(X, p)))
                 self.boosted_ = BoostedResidual.fit(X, np.log(y / p))
         return self

@@ -360,6 +360,8 @@ def test_transfer_reads_tuned_tvm_from_its_records(synthetic_blocks, tmp_path) -
         models[name] = model
     assert acc["records"] >= 0.95 and acc["records"] > acc["alone"] + 0.25, acc
     tvm = models["records"]
+    # from 50 blocks the boosted residual follows the blocks alone, not beside the records
+    assert models["alone"].boosted_ is not None and tvm.boosted_ is None
     assert tvm.transfer_method_.startswith("remix") and 1.5 < tvm.remix_[-2] < 3.5  # 1.2 / 0.5
     path = tvm.save(tmp_path / "t")
     meta = json.loads((path / "meta.json").read_text())
