@@ -123,6 +123,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--tuned-only applies to --backend tvm on this host")
     if args.with_new and not args.remeasure:
         raise UsageError("--with-new adds the design's new specs to a --remeasure round")
+    if args.anchors < 0:
+        raise UsageError(f"--anchors must be >= 0, got {args.anchors}")
+    if args.anchors and (args.remeasure not in ("unsettled", "noisy") or args.shuffle is None):
+        raise UsageError(
+            "--anchors N adds stored specs to a --remeasure unsettled or noisy round, "
+            "shuffled among its own (give --shuffle SEED; a round of all has them all)"
+        )
     if args.adaptive and args.remeasure:
         raise UsageError("--adaptive measures new specs; --remeasure repeats stored ones")
     if not args.max_median_error > 0:
@@ -433,6 +440,8 @@ def _profile_todo(
     args: argparse.Namespace, store: Any, specs: list[Any], device: str, threads: int, r: int
 ) -> list[Any]:
     """The specs round ``r`` of ``canao profile`` measures, in the design's order."""
+    import numpy as np
+
     from canao.profiling.runner import row_key
 
     if args.remeasure:
@@ -440,11 +449,21 @@ def _profile_todo(
             store, specs, threads, args.remeasure, args.max_median_error, args.with_new
         )
         new = [s for s in todo if row_key(s, threads) not in store]
+        anchors = []
+        if args.anchors and todo:
+            chosen = {id(s) for s in todo}
+            rest = [s for s in specs if id(s) not in chosen and row_key(s, threads) in store]
+            rng = np.random.default_rng([args.shuffle, r, 1])  # apart from the round's order
+            picks = rng.choice(len(rest), min(args.anchors, len(rest)), replace=False)
+            anchors = [rest[i] for i in sorted(picks)]
+            chosen |= {id(s) for s in anchors}
+            todo = [s for s in specs if id(s) in chosen]  # the design's order
         print(
             f"canao profile: {device}/{args.backend}{_round_text(args, r)}: re-measuring "
-            f"{len(todo) - len(new)} of {len(specs)} specs ({args.remeasure} stored rows; the "
-            "new rows supersede them)"
-            + (f", and measuring the {len(new)} not stored yet among them" if new else ""),
+            f"{len(todo) - len(new) - len(anchors)} of {len(specs)} specs ({args.remeasure} "
+            "stored rows; the new rows supersede them)"
+            + (f", and measuring the {len(new)} not stored yet among them" if new else "")
+            + (f", with {len(anchors)} settled stored ones as anchors" if anchors else ""),
             file=sys.stderr,
         )
     else:
@@ -1691,6 +1710,17 @@ def build_parser() -> argparse.ArgumentParser:
         "shuffled among the stored ones (with --shuffle), so that --combine drift-median reads "
         "the host's speed at each new spec from the stored specs measured around it (a "
         "sitting of new specs alone has none until they are measured again)",
+    )
+    p.add_argument(
+        "--anchors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--remeasure unsettled or noisy, with --shuffle: also measure N of the other "
+        "stored specs, chosen at random each round and shuffled among the round's own, so that "
+        "--combine drift-median reads the host's speed at the round's rows against keys of "
+        "known level (a round of new or unsettled keys alone can hold a slow state the whole "
+        "way, which their own medians then keep; default: 0)",
     )
     p.add_argument(
         "--max-median-error",

@@ -421,6 +421,30 @@ def test_profile_with_new_mixes_new_specs_into_a_remeasure_round(capsys, tmp_pat
     assert "--with-new adds" in _one_error_line(capsys)
 
 
+def test_profile_anchors_mix_settled_specs_into_an_unsettled_round(capsys, tmp_path) -> None:
+    """--remeasure unsettled --with-new --anchors N: the new specs, and N of the settled
+    stored ones chosen at random per round; refused with a round of all or without --shuffle."""
+    base, out = _settled_unit_profile(tmp_path)
+    old = read_all_rows(out)["key"].value_counts()
+    assert set(old) == {3}
+    capsys.readouterr()
+    argv = [*base, "--samples", "8", "--remeasure", "unsettled", "--max-median-error", "1e6"]
+    assert main([*argv, "--with-new", "--anchors", "2", "--shuffle", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "re-measuring 0 of 8 specs" in err and "with 2 settled stored ones as anchors" in err
+    counts = read_all_rows(out)["key"].value_counts()
+    assert sorted(counts[old.index]) == [3, 3, 4, 4] and len(counts) == 8
+    assert set(counts.drop(old.index)) == {1}
+    rows = len(read_all_rows(out))
+    for flags in (["--anchors", "2"], ["--anchors", "-1", "--shuffle", "5"]):
+        assert main([*argv, *flags]) == 2
+        assert "--anchors" in _one_error_line(capsys)
+    every = ["--samples", "8", "--remeasure", "all", "--shuffle", "5", "--anchors", "2"]
+    assert main([*base, *every]) == 2
+    assert "--anchors N adds" in _one_error_line(capsys)
+    assert len(read_all_rows(out)) == rows
+
+
 def test_measure_json_prints_one_object() -> None:
     """As a user runs it: the console script, stdout is exactly one JSON object."""
     exe = Path(sys.executable).with_name("canao")
