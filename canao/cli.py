@@ -463,7 +463,7 @@ def _profile_todo(
             f"{len(todo) - len(new) - len(anchors)} of {len(specs)} specs ({args.remeasure} "
             "stored rows; the new rows supersede them)"
             + (f", and measuring the {len(new)} not stored yet among them" if new else "")
-            + (f", with {len(anchors)} settled stored ones as anchors" if anchors else ""),
+            + (f", with {len(anchors)} other stored ones as anchors" if anchors else ""),
             file=sys.stderr,
         )
     else:

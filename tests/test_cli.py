@@ -431,7 +431,7 @@ def test_profile_anchors_mix_settled_specs_into_an_unsettled_round(capsys, tmp_p
     argv = [*base, "--samples", "8", "--remeasure", "unsettled", "--max-median-error", "1e6"]
     assert main([*argv, "--with-new", "--anchors", "2", "--shuffle", "5"]) == 0
     err = capsys.readouterr().err
-    assert "re-measuring 0 of 8 specs" in err and "with 2 settled stored ones as anchors" in err
+    assert "re-measuring 0 of 8 specs" in err and "with 2 other stored ones as anchors" in err
     counts = read_all_rows(out)["key"].value_counts()
     assert sorted(counts[old.index]) == [3, 3, 4, 4] and len(counts) == 8
     assert set(counts.drop(old.index)) == {1}
