@@ -440,30 +440,26 @@ def _profile_todo(
     args: argparse.Namespace, store: Any, specs: list[Any], device: str, threads: int, r: int
 ) -> list[Any]:
     """The specs round ``r`` of ``canao profile`` measures, in the design's order."""
-    import numpy as np
-
     from canao.profiling.runner import row_key
 
     if args.remeasure:
-        todo = _remeasure_specs(
-            store, specs, threads, args.remeasure, args.max_median_error, args.with_new
+        todo, anchors = _remeasure_specs(
+            store,
+            specs,
+            threads,
+            args.remeasure,
+            args.max_median_error,
+            args.with_new,
+            anchors=args.anchors,
+            seed=[args.shuffle, r, 1],  # apart from the round's order
         )
         new = [s for s in todo if row_key(s, threads) not in store]
-        anchors = []
-        if args.anchors and todo:
-            chosen = {id(s) for s in todo}
-            rest = [s for s in specs if id(s) not in chosen and row_key(s, threads) in store]
-            rng = np.random.default_rng([args.shuffle, r, 1])  # apart from the round's order
-            picks = rng.choice(len(rest), min(args.anchors, len(rest)), replace=False)
-            anchors = [rest[i] for i in sorted(picks)]
-            chosen |= {id(s) for s in anchors}
-            todo = [s for s in specs if id(s) in chosen]  # the design's order
         print(
             f"canao profile: {device}/{args.backend}{_round_text(args, r)}: re-measuring "
-            f"{len(todo) - len(new) - len(anchors)} of {len(specs)} specs ({args.remeasure} "
+            f"{len(todo) - len(new) - anchors} of {len(specs)} specs ({args.remeasure} "
             "stored rows; the new rows supersede them)"
             + (f", and measuring the {len(new)} not stored yet among them" if new else "")
-            + (f", with {len(anchors)} other stored ones as anchors" if anchors else ""),
+            + (f", with {anchors} other stored ones as anchors" if anchors else ""),
             file=sys.stderr,
         )
     else:
@@ -485,13 +481,24 @@ def _profile_todo(
 
 
 def _remeasure_specs(
-    store: Any, specs: list[Any], threads: int, which: str, max_error: float, new: bool = False
-) -> list[Any]:
+    store: Any,
+    specs: list[Any],
+    threads: int,
+    which: str,
+    max_error: float,
+    new: bool = False,
+    anchors: int = 0,
+    seed: Any = None,
+) -> tuple[list[Any], int]:
     """The design's specs whose stored row is to be measured again: ``all`` stored ones,
     ``noisy`` (flagged noisy, or an error row), or ``unsettled``: keys measured fewer than 3
     times, or whose drift-corrected median's estimated standard error exceeds ``max_error``
     of it (one more round moves it), see :func:`canao.profiling.store.unsettled_keys`; with
-    ``new`` (``--with-new``), also the ones not stored yet. In the design's order."""
+    ``new`` (``--with-new``), also the ones not stored yet; where any is chosen, ``anchors``
+    (``--anchors``) of the other stored ones, drawn by ``seed``. In the design's order, and
+    how many of them are anchors."""
+    import numpy as np
+
     from canao.profiling.runner import row_key
     from canao.profiling.store import read_all_rows, unsettled_keys
 
@@ -502,7 +509,13 @@ def _remeasure_specs(
         if which == "noisy":
             df = df[df["noisy"].fillna(False).astype(bool) | df["error"].notna()]
         keys = set(df["key"])
-    return [s for s in specs if (k := row_key(s, threads)) in keys or (new and k not in store)]
+    ks = [row_key(s, threads) for s in specs]
+    chosen = [k in keys or (new and k not in store) for k in ks]
+    rest = [i for i, k in enumerate(ks) if not chosen[i] and k in store]
+    n = min(anchors, len(rest)) if any(chosen) else 0
+    for i in np.random.default_rng(seed).choice(len(rest), n, replace=False) if n else []:
+        chosen[rest[i]] = True
+    return [s for s, c in zip(specs, chosen, strict=True) if c], n
 
 
 def _tuned_specs(specs: list[Any], device: str, threads: int) -> list[Any]:
